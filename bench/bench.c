@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench.c - `samepage bench`: options, then the runs, then the report.
+ *
+ *   samepage bench [--sim] [--json] [--regions N] [--pages N]
+ *                  [--pages-to-scan N] [--timeout S] [--no-kernel] [--quiet]
+ *
+ * Exit status: 0 the runs completed and samepage's counters equal the
+ * kernel's (or, without the kernel, the expected ones); 1 a run failed,
+ * the counters differ, or memory did not read back what was written; 2 a
+ * usage error.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+static const char usage_text[] =
+"usage: samepage bench [--sim] [--json] [--regions N] [--pages N]\n"
+"                      [--pages-to-scan N] [--timeout S] [--no-kernel] [--quiet]\n"
+"\n"
+"Merge the reference workload with samepage and, in the same run, with the\n"
+"kernel's KSM, and print the figures side by side (samepage | kernel | ratio).\n"
+"Workload: N regions of N pages of 4 KiB; in each region the first 40% of\n"
+"the pages hold a common image (page i is the same in every region), the\n"
+"next 20% are zero, the rest unique.  Knobs are the kernel's defaults except\n"
+"pages_to_scan and sleep_millisecs=0.  Converged: pages_sharing unchanged\n"
+"for two full scans.\n"
+"\n"
+"  --sim              run samepage's engine on the simulated machine instead\n"
+"                     of real memory (scanner CPU per page, metadata size)\n"
+"  --json             print one JSON object instead of the table\n"
+"  --regions N        regions / address spaces (default 8)\n"
+"  --pages N          pages per region (default 32768)\n"
+"  --pages-to-scan N  pages per scanner batch (default 100000)\n"
+"  --timeout S        give up converging after S seconds (default 600)\n"
+"  --no-kernel        do not run the kernel's KSM\n"
+"  --quiet            no progress lines on stderr\n"
+"  --help             this text\n"
+"\n"
+"The kernel's KSM runs only as root with /sys/kernel/mm/ksm writable and not\n"
+"in use; every knob it touches is restored afterwards (also on ^C).\n"
+"Exit status: 0 done and counters equal the kernel's (or the expected ones);\n"
+"1 a run failed or the counters differ; 2 bad usage.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "samepage bench: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(try 'samepage bench --help')\n");
+	return 2;
+}
+
+/* A decimal number in [min, max]; false if @s is not one. */
+static bool parse_ulong(const char *s, unsigned long min, unsigned long max,
+			unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+struct num_opt {
+	const char *name;
+	unsigned long min, max;
+};
+
+static const struct num_opt num_opts[] = {
+	{ "--regions", 1, 4096 },
+	{ "--pages", 1, 1UL << 26 },
+	{ "--pages-to-scan", 1, UINT_MAX },
+	{ "--timeout", 1, 86400 },
+};
+
+static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
+{
+	unsigned long *targets[4], timeout = 600, regions = 8, pages = 32768;
+	unsigned long pts = 100000;
+
+	targets[0] = &regions;
+	targets[1] = &pages;
+	targets[2] = &pts;
+	targets[3] = &timeout;
+	memset(o, 0, sizeof(*o));
+	o->kernel = true;
+	*help = false;
+
+	/* argv[0] is "bench" */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		size_t k;
+
+		if (strcmp(a, "--sim") == 0) {
+			o->sim = true;
+		} else if (strcmp(a, "--json") == 0) {
+			o->json = true;
+		} else if (strcmp(a, "--no-kernel") == 0) {
+			o->kernel = false;
+		} else if (strcmp(a, "--quiet") == 0) {
+			bench_quiet = true;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			*help = true;
+		} else {
+			for (k = 0; k < sizeof(num_opts) / sizeof(num_opts[0]); k++) {
+				size_t len = strlen(num_opts[k].name);
+				const char *val;
+
+				if (strncmp(a, num_opts[k].name, len) != 0)
+					continue;
+				if (a[len] == '=')
+					val = a + len + 1;
+				else if (a[len] == '\0')
+					val = i + 1 < argc ? argv[++i] : NULL;
+				else
+					continue;
+				if (!val)
+					return usage_error("option '%s' needs a number", num_opts[k].name);
+				if (!parse_ulong(val, num_opts[k].min, num_opts[k].max, targets[k])) {
+					fprintf(stderr, "samepage bench: option '%s': '%s' is not a "
+						"number from %lu to %lu\n(try 'samepage bench --help')\n",
+						num_opts[k].name, val, num_opts[k].min, num_opts[k].max);
+					return 2;
+				}
+				break;
+			}
+			if (k == sizeof(num_opts) / sizeof(num_opts[0])) {
+				if (a[0] == '-')
+					return usage_error("unknown option '%s'", a);
+				return usage_error("unexpected argument '%s'", a);
+			}
+		}
+	}
+	o->regions = (unsigned int)regions;
+	o->pages = pages;
+	o->pages_to_scan = pts;
+	o->timeout_s = (unsigned int)timeout;
+
+	/* Each run holds the whole workload in memory, one run at a time. */
+	double need_kb = (double)o->regions * (double)o->pages * (BENCH_PAGE_SIZE / 1024);
+	long avail_kb = bench_meminfo_kb("MemAvailable");
+	if (avail_kb > 0 && need_kb > 0.7 * (double)avail_kb) {
+		fprintf(stderr, "samepage bench: --regions %u --pages %lu needs %.0f MiB, "
+			"more than 70%% of the %ld MiB available\n",
+			o->regions, o->pages, need_kb / 1024, avail_kb / 1024);
+		return 2;
+	}
+	return 0;
+}
+
+/* Do samepage's counters equal the reference?  Says why not on stderr. */
+static bool counters_agree(const struct bench_opts *o, const struct bench_result *sp,
+			   const struct bench_result *k)
+{
+	long want_shared, want_sharing;
+	const char *ref = "kernel";
+
+	if (k->ran) {
+		want_shared = k->pages_shared;
+		want_sharing = k->pages_sharing;
+	} else {
+		bench_expected(o, &want_shared, &want_sharing);
+		ref = "expected";
+	}
+	if (sp->pages_shared == want_shared && sp->pages_sharing == want_sharing)
+		return true;
+	fprintf(stderr, "samepage bench: counters differ: samepage pages_shared %ld "
+		"pages_sharing %ld, %s %ld %ld\n", sp->pages_shared, sp->pages_sharing,
+		ref, want_shared, want_sharing);
+	return false;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	struct bench_opts o;
+	struct bench_result sp, k;
+	bool help;
+	int err, status = 0;
+
+	bench_quiet = false;
+	err = parse_opts(argc, argv, &o, &help);
+	if (err)
+		return err;
+	if (help) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+
+	bench_result_init(&sp);
+	bench_result_init(&k);
+	if (o.kernel) {
+		err = bench_kernel_run(&o, &k);
+		if (err) {
+			fprintf(stderr, "samepage bench: the kernel's run failed: %s\n",
+				strerror(-err));
+			status = 1;
+		}
+		if (!k.ran)
+			bench_progress("kernel: skipped: %s", k.why_not);
+	} else {
+		snprintf(k.why_not, sizeof(k.why_not), "--no-kernel");
+	}
+
+	err = o.sim ? bench_sim_run(&o, &sp) : bench_real_run(&o, &sp);
+	if (err) {
+		fprintf(stderr, "samepage bench: the samepage run failed: %s\n",
+			strerror(-err));
+		status = 1;
+	}
+	if (sp.ran) {
+		if (!counters_agree(&o, &sp, &k))
+			status = 1;
+		if (sp.content_errors > 0)
+			status = 1;
+		if (sp.converge_seconds < 0)
+			status = 1;	/* did not converge */
+	} else {
+		if (!err)
+			fprintf(stderr, "samepage bench: samepage could not run: %s\n",
+				sp.why_not);
+		status = 1;
+	}
+
+	if (o.json)
+		bench_print_json(&o, &sp, &k);
+	else
+		bench_print_table(&o, &sp, &k);
+	fflush(stdout);
+	return status;
+}
