@@ -1,0 +1,50 @@
+# samepage - top-level driver.  `make demo` and `make test` are all a fresh
+# machine needs: missing Debian packages are installed first (as root).
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
+JOBS       ?= $(shell nproc)
+PREFIX     ?= /usr/local
+DEPS       := cmake make gcc pkg-config libxxhash-dev libnuma-dev clang libclang-rt-14-dev
+
+.PHONY: all deps test test-fast demo bench install stress fuzz clean
+
+all: $(BUILD)/samepage
+
+deps:
+	@./scripts/install-deps.sh $(DEPS)
+
+$(BUILD)/Makefile: CMakeLists.txt | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+$(BUILD)/samepage: deps $(BUILD)/Makefile FORCE
+	$(MAKE) -s -C $(BUILD) -j$(JOBS)
+
+FORCE:
+
+# Every test through ctest, then the AddressSanitizer+UBSan build of the same
+# tests, then the threaded real-memory tests under ThreadSanitizer.
+test: $(BUILD)/samepage
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=address,undefined >/dev/null
+	$(MAKE) -s -C $(BUILD_ASAN) -j$(JOBS)
+	cd $(BUILD_ASAN) && ctest --output-on-failure -j$(JOBS)
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=thread >/dev/null
+	$(MAKE) -s -C $(BUILD_TSAN) -j$(JOBS)
+	cd $(BUILD_TSAN) && ctest --output-on-failure -j$(JOBS) -L threaded
+
+test-fast: $(BUILD)/samepage
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+demo: $(BUILD)/samepage
+	$(BUILD)/samepage demo
+
+bench: $(BUILD)/samepage
+	$(BUILD)/samepage bench --sim
+	$(BUILD)/samepage bench
+
+install: $(BUILD)/samepage
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

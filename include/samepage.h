@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * samepage.h - Kernel Samepage Merging for a process's own memory.
+ *
+ * An application marks ranges of its private anonymous memory mergeable; a
+ * scanner finds pages with identical content and makes them share one
+ * physical page, copy-on-write.  Knobs and counters carry the names of the
+ * kernel's /sys/kernel/mm/ksm files.  Every call returns 0 or a negative
+ * errno unless stated; none sets errno except samepage_alloc().  After a
+ * failure, samepage_last_error() says in words what went wrong.
+ *
+ * Memory that a device or the kernel may write behind the CPU's back (pinned
+ * for O_DIRECT, io_uring fixed buffers, RDMA, VFIO) must never be registered:
+ * a merged pinned page would silently lose the device's writes.
+ */
+#ifndef SAMEPAGE_H
+#define SAMEPAGE_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SAMEPAGE_VERSION_MAJOR 0
+#define SAMEPAGE_VERSION_MINOR 1
+
+/* advice for samepage_madvise() */
+#define SAMEPAGE_MERGEABLE	1
+#define SAMEPAGE_UNMERGEABLE	2
+
+struct samepage;
+
+int   samepage_open(struct samepage **sp, unsigned int flags);
+int   samepage_close(struct samepage *sp);
+int   samepage_madvise(struct samepage *sp, void *addr, size_t len, int advice);
+void *samepage_alloc(struct samepage *sp, size_t len);
+int   samepage_free(struct samepage *sp, void *addr, size_t len);
+int   samepage_set(struct samepage *sp, const char *knob, unsigned long value);
+int   samepage_get(struct samepage *sp, const char *name, long *value);
+int   samepage_scan(struct samepage *sp, unsigned long npages);
+int   samepage_scan_full(struct samepage *sp, unsigned int nscans);
+const char *samepage_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SAMEPAGE_H */

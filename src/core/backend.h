@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend.h - the contract between the KSM engine and memory.
+ *
+ * The engine (src/core/) never touches memory itself.  Everything it learns
+ * about pages, and everything it does to them, goes through the operations
+ * below.  Two backends implement them: the simulated NUMA machine (src/sim/)
+ * and a real process's memory (src/linux/).  The engine cannot tell which one
+ * it talks to.
+ *
+ * Vocabulary
+ *   mm     an opaque address space cookie chosen by the backend.  The engine
+ *          only compares it for equality and passes it back.
+ *   vpn    virtual page number inside an mm (address / page size).
+ *   pfn    a 64-bit identity of a physical page chosen by the backend: the
+ *          frame number in the simulator; for real memory, the store slot of
+ *          a KSM page or the virtual address of an ordinary anonymous page.
+ *          A KSM page keeps its pfn until it is freed or migrated (then the
+ *          backend calls ksm_migrate_page() with the new one).
+ *   KSM page  a write-protected page that several mappings may share.  It
+ *          carries a back pointer to one struct stable_node (or none), which
+ *          only the engine sets (set_stable_node).  A KSM page is never
+ *          written in place: a write to any of its mappings gets a private
+ *          copy (copy-on-write), done by the backend.
+ *
+ * General rules
+ *   - Every operation returns 0 or a negative errno.  -EAGAIN always means
+ *     "the page changed meanwhile, nothing was done": the engine treats it as
+ *     an ordinary failed merge, never as an error.
+ *   - Operations are called with the engine's lock held and never re-enter
+ *     the engine, except for the notifications listed in ksm.h
+ *     (ksm_zero_page_unmapped, ksm_migrate_page, ksm_enter for forks) which a
+ *     backend may make from inside an operation.
+ *   - struct sp_page::data stays readable until the next operation that may
+ *     change memory (merge, merge_zero, make_ksm, unmerge, set_stable_node).
+ *     Its content may change under a concurrent writer (real memory): the
+ *     engine only uses it to order trees and to choose candidates; merge
+ *     re-checks content after write-protecting, so a race loses a merge,
+ *     never a write.
+ *   - The backend owns the lifetime of pages: it counts the mappings of
+ *     every KSM page and frees the page when the last mapping (and the last
+ *     swap reference) is gone, clearing the back pointer at that moment.  It
+ *     may learn late that a mapping went away (real memory sees a
+ *     copy-on-write only when it next looks at the page); until then the KSM
+ *     page simply stays valid, which is harmless because it is never written.
+ */
+#ifndef SAMEPAGE_CORE_BACKEND_H
+#define SAMEPAGE_CORE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct stable_node;
+
+/* What is mapped at a virtual page. */
+enum sp_page_kind {
+	SP_PAGE_NONE = 0,	/* nothing present (never touched, swapped, unmapped) */
+	SP_PAGE_ZERO,		/* the shared zero page */
+	SP_PAGE_ANON,		/* an ordinary private anonymous page */
+	SP_PAGE_KSM,		/* a KSM page (see above) */
+};
+
+struct sp_page {
+	enum sp_page_kind kind;
+	uint64_t pfn;		/* identity (see above); valid for ANON and KSM */
+	int nid;		/* NUMA node the page is on now; 0 if unknown */
+	int mapcount;		/* KSM: mappings the backend knows of */
+	struct stable_node *stable_node; /* KSM: its back pointer, or NULL */
+	const void *data;	/* page_size bytes of content (ANON, KSM, ZERO) */
+};
+
+struct sp_backend_ops {
+	/*
+	 * find_range - the first mergeable range of @mm that ends above @vpn.
+	 * Sets [*start, *end) and returns 0, or -ENOENT when there is none
+	 * (also when @mm is exiting).  Ranges are visited in address order.
+	 */
+	int (*find_range)(void *be, void *mm, uint64_t vpn,
+			  uint64_t *start, uint64_t *end);
+
+	/*
+	 * follow_page - describe what is mapped at (@mm, @vpn) now.  Never
+	 * faults anything in, never allocates.  Returns 0 (pg->kind may be
+	 * SP_PAGE_NONE), or a negative errno if @mm cannot be looked at.
+	 */
+	int (*follow_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
+
+	/*
+	 * pfn_page - describe the page @pfn (a KSM page the engine knows by
+	 * its stable node's kpfn).  If the page was freed, pg->kind is
+	 * SP_PAGE_NONE; if it was freed and reused, pg->stable_node will not
+	 * point back to the caller's node.  That is the stale check: the engine
+	 * trusts a stable node only while its page points back to it.
+	 */
+	int (*pfn_page)(void *be, uint64_t pfn, struct sp_page *pg);
+
+	/*
+	 * merge - replace the page mapped at (@mm, @vpn), which the engine saw
+	 * as @seen, by a read-only mapping of the KSM page @kpfn.  In this
+	 * order: write-protect the mapping, check that it still maps @seen's
+	 * page and that its content equals @kpfn's in full, replace the
+	 * mapping, release the old page, let writers that were held by the
+	 * protection continue (their write then copies the KSM page).
+	 * Returns 0, -EAGAIN if the page changed or differs (mapping left as
+	 * it was, apart from a harmless write-protection), or another errno
+	 * (e.g. -ENOMEM when the backend has no room for the mapping).
+	 */
+	int (*merge)(void *be, void *mm, uint64_t vpn, const struct sp_page *seen,
+		     uint64_t kpfn);
+
+	/*
+	 * merge_zero - like merge, with the shared zero page as the target
+	 * (use_zero_pages).  The mapping is marked as KSM's, so that when it
+	 * goes away (write, unmap, unmerge) the backend calls
+	 * ksm_zero_page_unmapped().
+	 */
+	int (*merge_zero)(void *be, void *mm, uint64_t vpn,
+			  const struct sp_page *seen);
+
+	/*
+	 * make_ksm - turn the page mapped at (@mm, @vpn), seen as @seen, into
+	 * a new KSM page, write-protected, still mapped at (@mm, @vpn), with no
+	 * back pointer yet.  (The simulator converts the page in place; real
+	 * memory copies it into its store after write-protecting it.)  Sets
+	 * *kpfn.  -EAGAIN if the page changed meanwhile.
+	 */
+	int (*make_ksm)(void *be, void *mm, uint64_t vpn,
+			const struct sp_page *seen, uint64_t *kpfn);
+
+	/*
+	 * unmerge - break_ksm over [@start, @end) of @mm: every page there that
+	 * maps a KSM page, or the zero page placed by KSM, gets a private
+	 * writable copy with the same content.  Other pages are untouched.
+	 * Synchronous: when it returns 0 no page in the range is shared by
+	 * KSM any more.  -ENOMEM if a copy could not be made.
+	 */
+	int (*unmerge)(void *be, void *mm, uint64_t start, uint64_t end);
+
+	/*
+	 * set_stable_node - set (or, with NULL, clear) the back pointer of the
+	 * KSM page @kpfn.
+	 */
+	void (*set_stable_node)(void *be, uint64_t kpfn, struct stable_node *node);
+
+	/* now_ms - the only clock the engine reads (milliseconds, monotonic). */
+	uint64_t (*now_ms)(void *be);
+
+	/*
+	 * cond_resched - optional (may be NULL).  Called between address
+	 * spaces of a long walk (unmerge); lets the backend do work that could
+	 * race with the walk, e.g. the simulator's scripted interleavings.
+	 * It may call ksm_enter() (a fork).
+	 */
+	void (*cond_resched)(void *be);
+};
+
+/* The description of one backend, given to ksm_create(). */
+struct sp_backend {
+	const struct sp_backend_ops *ops;
+	void *be;		/* passed as the first argument of every op */
+	size_t page_size;	/* bytes; a power of two, >= 64 */
+	int nr_node_ids;	/* NUMA nodes: node ids are 0..nr_node_ids-1 */
+};
+
+#endif /* SAMEPAGE_CORE_BACKEND_H */

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.c - creating and destroying an engine; page checksums and
+ * comparison; metadata accounting and introspection.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "internal.h"
+
+/*
+ * The checksum only detects change between two visits; it never orders or
+ * identifies pages.  Like the kernel (xxhash truncated to 32 bits), but
+ * XXH3, which is several times faster on 4 KiB.
+ */
+uint32_t ksm_calc_checksum(const struct ksm *ksm, const void *data)
+{
+	return (uint32_t)XXH3_64bits(data, ksm->be.page_size);
+}
+
+int ksm_memcmp_pages(const struct ksm *ksm, const void *a, const void *b)
+{
+	return memcmp(a, b, ksm->be.page_size);
+}
+
+int ksm_create(struct ksm **ksmp, const struct sp_backend *backend)
+{
+	struct ksm *ksm;
+	int nid, n;
+
+	if (!ksmp || !backend || !backend->ops || backend->page_size < 64 ||
+	    (backend->page_size & (backend->page_size - 1)) ||
+	    backend->nr_node_ids < 1 || backend->nr_node_ids > KSM_MAX_NODES)
+		return -EINVAL;
+	ksm = calloc(1, sizeof(*ksm));
+	if (!ksm)
+		return -ENOMEM;
+	ksm->be = *backend;
+	n = backend->nr_node_ids;
+	ksm->root_stable_tree = calloc((size_t)n, sizeof(struct rb_root));
+	ksm->root_unstable_tree = calloc((size_t)n, sizeof(struct rb_root));
+	ksm->zero_page = calloc(1, backend->page_size);
+	if (!ksm->root_stable_tree || !ksm->root_unstable_tree || !ksm->zero_page) {
+		free(ksm->root_stable_tree);
+		free(ksm->root_unstable_tree);
+		free(ksm->zero_page);
+		free(ksm);
+		return -ENOMEM;
+	}
+	for (nid = 0; nid < n; nid++) {
+		ksm->root_stable_tree[nid] = RB_ROOT_INIT;
+		ksm->root_unstable_tree[nid] = RB_ROOT_INIT;
+	}
+#define KNOB_DEFAULT(name, def) ksm->knobs.name = (def);
+	KSM_KNOBS(KNOB_DEFAULT)
+#undef KNOB_DEFAULT
+	ksm->nr_node_ids = 1;
+	list_init(&ksm->migrate_nodes);
+	list_init(&ksm->mm_head);
+	ksm->zero_checksum = ksm_calc_checksum(ksm, ksm->zero_page);
+	*ksmp = ksm;
+	return 0;
+}
+
+static void free_stable_subtree(struct rb_node *rb)
+{
+	while (rb) {
+		struct stable_node *node = rb_entry(rb, struct stable_node, node);
+		struct rb_node *left = rb->left;
+
+		free_stable_subtree(rb->right);
+		if (node->is_chain) {
+			struct list_head *pos, *next;
+
+			for (pos = node->dups.next; pos != &node->dups; pos = next) {
+				next = pos->next;
+				free(list_entry(pos, struct stable_node, list));
+			}
+		}
+		free(node);
+		rb = left;
+	}
+}
+
+/* Free everything without asking the backend anything. */
+void ksm_destroy(struct ksm *ksm)
+{
+	struct list_head *pos, *next;
+	uint32_t i;
+	int nid;
+
+	if (!ksm)
+		return;
+	for (i = 0; i < ksm->nr_slots; i++) {
+		struct ksm_mm_slot *slot = ksm->slots[i];
+		struct rmap_item *item, *inext;
+
+		if (!slot)
+			continue;
+		for (item = slot->rmap_list; item; item = inext) {
+			inext = item->rmap_list;
+			free(item);
+		}
+		free(slot);
+	}
+	free(ksm->slots);
+	for (nid = 0; nid < ksm->be.nr_node_ids; nid++)
+		free_stable_subtree(ksm->root_stable_tree[nid].node);
+	for (pos = ksm->migrate_nodes.next; pos != &ksm->migrate_nodes; pos = next) {
+		next = pos->next;
+		free(list_entry(pos, struct stable_node, list));
+	}
+	free(ksm->root_stable_tree);
+	free(ksm->root_unstable_tree);
+	free(ksm->zero_page);
+	free(ksm);
+}
+
+size_t ksm_rmap_item_size(void)
+{
+	return sizeof(struct rmap_item);
+}
+
+size_t ksm_metadata_bytes(const struct ksm *ksm)
+{
+	return (size_t)ksm->c.rmap_items * sizeof(struct rmap_item) +
+	       (size_t)ksm->c.stable_nodes * sizeof(struct stable_node) +
+	       ksm->nr_slots * (sizeof(struct ksm_mm_slot) + sizeof(void *));
+}
+
+int ksm_run_state(const struct ksm *ksm)
+{
+	return (int)ksm->knobs.run;
+}
+
+unsigned long ksm_pages_to_scan(const struct ksm *ksm)
+{
+	return ksm->knobs.pages_to_scan;
+}
+
+unsigned long ksm_sleep_millisecs(const struct ksm *ksm)
+{
+	return ksm->knobs.sleep_millisecs;
+}
+
+bool ksm_unmerging(const struct ksm *ksm)
+{
+	return ksm->unmerging;
+}
+
+static void walk_one(struct ksm *ksm, struct stable_node *node, bool on_list,
+		     bool is_dup, ksm_node_fn fn, void *arg)
+{
+	struct ksm_node_info info = {
+		.node = node,
+		.kpfn = node->kpfn,
+		.nid = node->nid,
+		.page_nid = -1,
+		.mappings = node->rmap_hlist_len,
+		.on_migrate_list = on_list,
+		.is_chain = node->is_chain,
+		.is_dup = is_dup,
+	};
+	struct sp_page pg;
+
+	if (node->is_chain) {
+		struct list_head *pos;
+
+		info.mappings = 0;
+		for (pos = node->dups.next; pos != &node->dups; pos = pos->next)
+			info.mappings++;
+	} else if (ksm->be.ops->pfn_page(ksm->be.be, node->kpfn, &pg) == 0 &&
+		   pg.kind == SP_PAGE_KSM && pg.stable_node == node) {
+		info.page_nid = pg.nid;
+	}
+	fn(arg, &info);
+	if (node->is_chain) {
+		struct list_head *pos;
+
+		for (pos = node->dups.next; pos != &node->dups; pos = pos->next)
+			walk_one(ksm, list_entry(pos, struct stable_node, list),
+				 false, true, fn, arg);
+	}
+}
+
+void ksm_walk_stable(struct ksm *ksm, ksm_node_fn fn, void *arg)
+{
+	struct list_head *pos;
+	int nid;
+
+	for (nid = 0; nid < ksm->be.nr_node_ids; nid++) {
+		struct rb_node *rb;
+
+		for (rb = rb_first(&ksm->root_stable_tree[nid]); rb; rb = rb_next(rb))
+			walk_one(ksm, rb_entry(rb, struct stable_node, node), false,
+				 false, fn, arg);
+	}
+	for (pos = ksm->migrate_nodes.next; pos != &ksm->migrate_nodes; pos = pos->next)
+		walk_one(ksm, list_entry(pos, struct stable_node, list), true, false,
+			 fn, arg);
+}

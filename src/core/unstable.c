@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * unstable.c - the unstable tree(s): rmap_items of pages whose content was
+ * unchanged since the previous visit, ordered by content.  Their pages are
+ * not write-protected, so the order can decay; the trees are reset at the
+ * start of every full scan (scan.c) instead of being kept valid.
+ */
+#include "internal.h"
+
+/*
+ * remove_rmap_item_from_tree - take @item out of the stable node or the
+ * unstable tree it is in, with the counters.
+ */
+void remove_rmap_item_from_tree(struct ksm *ksm, struct rmap_item *item)
+{
+	if (item->flags & RMAP_STABLE) {
+		struct stable_node *node = item->head;
+		struct sp_page pg;
+
+		/* A stale node is removed whole, this item with it. */
+		if (!get_ksm_page(ksm, node, &pg))
+			return;
+		hlist_del(&item->hlist);
+		if (node->hlist.first)
+			ksm->c.pages_sharing--;
+		else
+			ksm->c.pages_shared--;
+		rmap_slot(ksm, item)->merging_pages--;
+		node->rmap_hlist_len--;
+		item->head = NULL;
+		item->flags &= ~RMAP_STABLE;
+	} else if (item->flags & RMAP_UNSTABLE) {
+		unsigned int inserted = (item->flags & RMAP_SEQNR) ? 1 : 0;
+
+		/*
+		 * Items inserted by an earlier full scan are no longer in any
+		 * tree (the roots were reset); only this scan's are linked.
+		 */
+		if (inserted == (ksm->scan.seqnr & 1))
+			rb_erase(&item->node, &ksm->root_unstable_tree[item->nid]);
+		ksm->c.pages_unshared--;
+		item->flags &= ~(RMAP_UNSTABLE | RMAP_SEQNR);
+	}
+}
+
+/*
+ * unstable_tree_search_insert - look for a page equal to @page in the
+ * unstable tree of its node.  Returns the tree item found (its page in
+ * *@tree_page), or NULL after inserting @item (or after giving up: a tree
+ * page that went away, or an equal page on another node, ends the search
+ * without inserting, as in the kernel).
+ */
+struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item *item,
+					      const struct sp_page *page,
+					      struct sp_page *tree_page)
+{
+	const struct sp_backend_ops *ops = ksm->be.ops;
+	int nid = ksm_numa(ksm, page->nid);
+	struct rb_root *root = &ksm->root_unstable_tree[nid];
+	struct rb_node **link = &root->node, *parent = NULL;
+
+	while (*link) {
+		struct rmap_item *tree_item = rb_entry(*link, struct rmap_item, node);
+		struct ksm_mm_slot *slot = rmap_slot(ksm, tree_item);
+		int ret;
+
+		if (slot->exiting ||
+		    ops->follow_page(ksm->be.be, slot->mm, tree_item->vpn, tree_page) ||
+		    tree_page->kind != SP_PAGE_ANON)
+			return NULL;
+		/* Never merge a page with itself (shared by fork). */
+		if (tree_page->pfn == page->pfn)
+			return NULL;
+		ret = ksm_memcmp_pages(ksm, page->data, tree_page->data);
+		parent = *link;
+		if (ret < 0) {
+			link = &parent->left;
+		} else if (ret > 0) {
+			link = &parent->right;
+		} else if (!ksm->knobs.merge_across_nodes && tree_page->nid != nid) {
+			/* Migrated meanwhile: it goes to its node's tree next scan. */
+			return NULL;
+		} else {
+			return tree_item;
+		}
+	}
+
+	item->flags |= RMAP_UNSTABLE;
+	if (ksm->scan.seqnr & 1)
+		item->flags |= RMAP_SEQNR;
+	else
+		item->flags &= ~RMAP_SEQNR;
+	item->nid = (uint16_t)nid;
+	rb_link_node(&item->node, parent, link);
+	rb_insert_color(&item->node, root);
+	ksm->c.pages_unshared++;
+	return NULL;
+}

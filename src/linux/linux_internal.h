@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * linux_internal.h - the real-memory backend of samepage (private to src/linux
+ * and to the tests/real_* programs).
+ *
+ * How a page of the application is merged (see linux-backend.md):
+ *
+ *   The store: one memfd per NUMA node holds one copy of every KSM page.  A
+ *   store page is a "slot".  The engine maps each node's memfd once,
+ *   MAP_SHARED (the "view"), to fill and compare slots.  A merged virtual page
+ *   V is a MAP_PRIVATE|MAP_FIXED mapping of its slot: every merged page reads
+ *   the single page-cache page of the slot, and the kernel copies on write.
+ *
+ *   Safety against lost writes: every mergeable range is registered with our
+ *   userfaultfd in write-protect mode.  A merge is
+ *       UFFDIO_WRITEPROTECT(V) -> full compare -> mmap(V, MAP_FIXED) ->
+ *       UFFDIO_REGISTER(V, WP) -> UFFDIO_WAKE(V)
+ *   so a writer that touches V between the compare and the replacement is
+ *   parked by the protection and resumes after the wake, writing into a
+ *   private copy of the slot.
+ *
+ *   Why the re-registration: mmap(MAP_FIXED) over part of a registered VMA
+ *   makes a new VMA that userfaultfd knows nothing about.  A merged page does
+ *   not need protection for its own sake (the kernel does copy-on-write), but
+ *   the engine may later merge the same virtual page again (after the
+ *   application wrote it), or unmerge it, and both need UFFDIO_WRITEPROTECT,
+ *   which fails with ENOENT on an unregistered VMA.  So every piece we map is
+ *   registered again before the wake, and the invariant is: every VMA inside
+ *   a registered range is registered with our uffd.  Registering also lets
+ *   the kernel merge the new VMA with a registered neighbour (consecutive
+ *   store offsets, or anonymous next to anonymous), which keeps the VMA count
+ *   down.  A writer arriving between the mmap and the registration is not
+ *   parked: its write copies the slot, which is exactly right.
+ *
+ *   Batching: merges of consecutive virtual pages into consecutive slots (or
+ *   into anonymous zero mappings) are protected and compared page by page
+ *   but mapped, registered and woken once per run ("pending runs", flushed
+ *   before the engine lock is released and before any operation that would
+ *   look at those pages).  Writers of a pending page stay parked until the
+ *   flush, at most one scan batch.
+ *
+ *   Per-page records (one uint32_t per page of each registered range):
+ *     0                      nothing of ours; an anonymous VMA
+ *     slot                   a file VMA mapping that slot; the page has not
+ *                            been seen written: it holds one count on the slot
+ *     REC_COWED | slot       a file VMA of that slot whose page was written
+ *                            (copy-on-write seen in pagemap); no count
+ *     REC_ANON | slot        an anonymous mapping standing for a slot whose
+ *                            content is all zeros (reads map the zero page);
+ *                            holds one count on the slot
+ *     REC_ANON               a zero page placed by KSM (use_zero_pages)
+ *
+ *   Slots are reused (hole-punched) only when their count is known to be
+ *   zero.  After fork() the child may map any slot in use: those slots are
+ *   pinned for ever (pthread_atfork).
+ */
+#ifndef SAMEPAGE_LINUX_INTERNAL_H
+#define SAMEPAGE_LINUX_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "ksm.h"
+#include "samepage.h"
+
+#define REC_COWED	0x80000000u
+#define REC_ANON	0x40000000u
+#define REC_SLOT	0x3fffffffu
+
+#define SP_RUN_MAX	512	/* pages per batched mapping */
+#define SP_PENDING	8	/* runs batched at once */
+#define SP_PM_WIN	512	/* pagemap entries read per call */
+
+/* Slot flags. */
+#define SLOT_USED	0x01	/* allocated (count may be 0 only transiently) */
+#define SLOT_ZERO	0x02	/* content is all zeros: mapped anonymously */
+#define SLOT_PINNED	0x04	/* in use at a fork(): never reused */
+#define SLOT_DEAD	0x08	/* pinned and unused: leaked on purpose */
+
+struct sp_slot {
+	struct stable_node *node;	/* back pointer (set_stable_node) */
+	uint32_t count;			/* exact number of mappings we made */
+	uint8_t flags;
+	int16_t nid;			/* last node seen */
+};
+
+struct sp_store {
+	int fd;			/* memfd */
+	char *view;		/* MAP_SHARED, the engine's own view */
+	uint64_t cap;		/* pages reserved (file size) */
+	uint64_t hwm;		/* slots [0, hwm) have been handed out once */
+	uint64_t next;		/* next-fit cursor */
+	uint64_t used;		/* slots in use */
+	struct sp_slot *slot;	/* [hwm rounded up] */
+	uint64_t nslot;		/* allocated entries of slot[] */
+};
+
+struct sp_range {
+	uint64_t start, end;	/* vpn, [start, end) */
+	int prot;
+	uint32_t *rec;		/* end - start records */
+};
+
+struct sp_run {
+	uint64_t vpn;		/* first page */
+	uint32_t n;		/* 0: unused */
+	bool anon;		/* anonymous mapping (zero content) */
+	int nid;		/* store of a file run */
+	uint64_t off;		/* store offset of the first page */
+	int prot;
+};
+
+struct sp_pmwin {
+	uint64_t start;
+	uint32_t n;		/* 0: invalid */
+	uint64_t e[SP_PM_WIN];
+	int16_t nid[SP_PM_WIN];
+};
+
+/* Test hooks (tests/real_*): see sp_linux_open_opts(). */
+struct sp_linux_opts {
+	int nr_node_ids;	/* 0: from libnuma */
+	/* If set, the node of the page at @addr (an application page or a
+	 * store page in the engine's view); replaces move_pages(). */
+	int (*node_of)(void *arg, const void *addr, bool store);
+	void *arg;
+};
+
+struct samepage {
+	pthread_mutex_t lock;		/* serialises the engine and all below */
+	struct ksm *ksm;
+	struct sp_backend backend;
+	size_t page;
+	unsigned int page_shift;
+	int nr_nodes;
+	int node_shift;			/* slot id = (nid << shift | off) + 1 */
+	struct sp_linux_opts opts;
+	pid_t pid;
+
+	struct sp_store *store;		/* [nr_nodes] */
+	int uffd;
+	int pagemap_fd;
+	uint64_t zero_pfn;		/* 0 if PFNs are hidden */
+	bool entered;			/* ksm_enter() done */
+	bool discard;			/* unmerge for samepage_free: no copies */
+
+	struct sp_range *ranges;
+	size_t nranges, cranges;
+
+	struct sp_run run[SP_PENDING];
+	struct sp_pmwin win[2];		/* [0] sequential, [1] random */
+
+	/* VMA budget */
+	long max_map_count;
+	long vma_est;			/* estimated VMAs of the process */
+	long vma_limit;			/* refuse isolated merges above this */
+	uint64_t last_recount_ms;
+
+	/* counters of our own (samepage_get) */
+	long vma_budget_refusals;
+	long store_pages;		/* slots in use (all nodes) */
+	long merges_flushed_runs;
+	atomic_long writers_parked;	/* uffd fault messages read */
+
+	/* threads */
+	pthread_t scanner, reader;
+	bool scanner_started, reader_started;
+	pthread_cond_t wake;
+	bool stop;
+	int stop_pipe[2];
+	atomic_int lock_waiters;
+
+	struct samepage *next_instance;	/* atfork list */
+};
+
+extern const struct sp_backend_ops sp_linux_ops;
+
+/* backend.c */
+int sp_store_init(struct samepage *sp);
+void sp_store_fini(struct samepage *sp);
+int sp_flush(struct samepage *sp);
+void sp_cache_invalidate(struct samepage *sp);
+struct sp_range *sp_range_find(struct samepage *sp, uint64_t vpn);
+int sp_uffd_register(struct samepage *sp, uint64_t vpn, uint64_t n);
+int sp_uffd_unregister(struct samepage *sp, uint64_t vpn, uint64_t n);
+void sp_pin_all_slots(struct samepage *sp);
+long sp_count_vmas(void);
+void sp_recount_vmas(struct samepage *sp);
+uint64_t sp_now_ms(void);
+
+/* api.c */
+void sp_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sp_lock(struct samepage *sp);
+void sp_unlock(struct samepage *sp);
+
+/* For tests: open with hooks; reach the engine and the backend. */
+int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts);
+struct ksm *sp_linux_ksm(struct samepage *sp);
+void *sp_linux_mm(struct samepage *sp);
+
+#endif /* SAMEPAGE_LINUX_INTERNAL_H */
