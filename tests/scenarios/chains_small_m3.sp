@@ -18,6 +18,7 @@ expect-shared A 0 A 2
 expect-shared A 3 A 5
 expect-not-shared A 2 A 3
 expect-ksm A 6 no
+set smart_scan 0
 scan full 3
 expect pages_shared 2
 expect pages_sharing 4

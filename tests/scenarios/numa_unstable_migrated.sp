@@ -24,6 +24,7 @@ expect pages_sharing 0
 expect pages_unshared 1
 expect-not-shared A 0 B 0
 scan full 1
+expect full_scans 2
 # next pass: A:0 in node 1's tree, B:0 in node 0's: never merged
 scan full 1
 expect pages_unshared 2
