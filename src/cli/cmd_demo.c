@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_demo.c - `samepage demo --sim`: the story of the seed patches told on
+ * the simulated NUMA machine.  Two nodes, merge_across_nodes=0, pages merged
+ * per node; then a KSM page migrates to the other node: once to a node with
+ * no equal page (its stable node is re-slotted there with all its mappings)
+ * and once to a node that already has an equal KSM page (its mappings move
+ * onto that page one by one, and the emptied node is pruned from
+ * migrate_nodes).  The trees, migrate_nodes and the counters are shown at
+ * every step, and the consistency checker runs after each.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "sim.h"
+
+/* The virtual pages the demo watches, to name the mappings of a node. */
+static const struct {
+	const char *mm;
+	uint64_t vpn;
+} watched[] = {
+	{ "A", 0 }, { "A", 1 }, { "A", 2 }, { "A", 3 },
+	{ "B", 0 }, { "B", 1 }, { "B", 2 }, { "B", 3 },
+	{ "C", 0 }, { "C", 1 }, { "D", 0 }, { "D", 1 },
+};
+
+struct show_ctx {
+	struct sim *sim;
+	int shown;
+};
+
+static void mappings_of(struct sim *sim, const struct stable_node *node,
+			char *buf, size_t len)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(watched) / sizeof(watched[0]); i++) {
+		struct sim_page_info pi;
+
+		if (sim_page_info(sim, watched[i].mm, watched[i].vpn, &pi) ||
+		    pi.kind != SIM_PTE_PRESENT || !pi.ksm || pi.stable_node != node)
+			continue;
+		off += (size_t)snprintf(buf + off, len - off, "%s%s:%lu", off ? " " : "",
+					watched[i].mm, (unsigned long)watched[i].vpn);
+		if (off >= len)
+			break;
+	}
+}
+
+static void show_node(void *arg, const struct ksm_node_info *info)
+{
+	struct show_ctx *ctx = arg;
+	char maps[256];
+
+	ctx->shown++;
+	if (info->is_chain) {
+		printf("    chain of %d dups\n", info->mappings);
+		return;
+	}
+	mappings_of(ctx->sim, info->node, maps, sizeof(maps));
+	printf("    %s%s page %-6lu on node %s%-2d  tree nid %d  mapped by %s%s\n",
+	       info->is_dup ? "  dup " : "", info->on_migrate_list ? "[migrate_nodes]" : "",
+	       (unsigned long)info->kpfn, info->page_nid < 0 ? "-" : "",
+	       info->page_nid < 0 ? 0 : info->page_nid, info->nid,
+	       maps[0] ? maps : "(none)",
+	       info->page_nid >= 0 && info->page_nid != info->nid && !info->on_migrate_list ?
+	       "   <- misplaced: page migrated" :
+	       info->page_nid < 0 ? "   <- stale: its page is gone" : "");
+}
+
+static void show_state(struct sim *sim)
+{
+	static const char *const counters[] = {
+		"pages_shared", "pages_sharing", "pages_unshared", "full_scans", NULL,
+	};
+	struct show_ctx ctx = { .sim = sim };
+	struct ksm *ksm = sim_ksm(sim);
+	int i, findings;
+
+	printf("  stable trees and migrate_nodes:\n");
+	ksm_walk_stable(ksm, show_node, &ctx);
+	if (!ctx.shown)
+		printf("    (empty)\n");
+	printf("  counters:");
+	for (i = 0; counters[i]; i++) {
+		long v = 0;
+
+		ksm_get(ksm, counters[i], &v);
+		printf(" %s=%ld", counters[i], v);
+	}
+	findings = sim_check(sim, NULL, NULL);
+	printf("\n  consistency checker: %s\n\n", findings ? "FINDINGS" : "clean");
+}
+
+static int run(struct sim *sim, const char *line)
+{
+	int ret = sim_run_line(sim, line);
+
+	printf("  > %s\n", line);
+	if (ret != SIM_OK)
+		fprintf(stderr, "samepage demo: '%s' failed: %s\n", line, sim_error(sim));
+	return ret;
+}
+
+static void say(const char *text)
+{
+	printf("%s\n", text);
+}
+
+static int demo_sim(void)
+{
+	static const char *const setup[] = {
+		"machine nodes=2 pages=1024",
+		"mm A node=0", "mm B node=0", "mm C node=1", "mm D node=1",
+		"mmap A 0 4 mergeable", "mmap B 0 4 mergeable",
+		"mmap C 0 2 mergeable", "mmap D 0 2 mergeable",
+		"fill A 0 4 seq", "fill B 0 4 seq", "fill C 0 2 seq", "fill D 0 2 seq",
+		"set merge_across_nodes 0", "set pages_to_scan 100", "set run 1",
+		NULL,
+	};
+	struct sim *sim;
+	int i, err;
+
+	err = sim_new(&sim, SIM_DEFAULT_SEED);
+	if (err) {
+		fprintf(stderr, "samepage demo: cannot create the simulator: %s\n", strerror(-err));
+		return 1;
+	}
+	sim_set_output(sim, NULL);
+
+	say("samepage demo: KSM on a simulated two-node NUMA machine (the seeds' story)\n");
+	say("1. Processes A and B run on node 0 with four pages of the same four images;");
+	say("   C and D run on node 1 with the first two of those images.");
+	say("   merge_across_nodes=0: every node has its own stable and unstable tree,");
+	say("   and pages merge only with pages of their own node.");
+	for (i = 0; setup[i]; i++)
+		if (run(sim, setup[i]))
+			goto fail;
+	if (run(sim, "scan full 2"))
+		goto fail;
+	say("\n   After two full scans (the first records checksums, the second merges):");
+	say("   four KSM pages on node 0 (A+B), two on node 1 (C+D).");
+	show_state(sim);
+
+	say("2. The kernel migrates the KSM page of image 2 (mapped by A:2 and B:2) to");
+	say("   node 1.  Migration only updates the stable node's page (kpfn): the node");
+	say("   stays in node 0's tree for now, misplaced.  Nothing merges onto it.");
+	if (run(sim, "migrate A 2 1"))
+		goto fail;
+	show_state(sim);
+
+	say("3. The scanner reaches A:2, sees its stable node misplaced, parks it on");
+	say("   migrate_nodes, and searches node 1's tree for image 2: there is none,");
+	say("   so the parked node is slotted into node 1's tree with all its mappings.");
+	if (run(sim, "scan full 1"))
+		goto fail;
+	show_state(sim);
+
+	say("4. Now the KSM page of image 0 (A:0, B:0) migrates to node 1, where C and D");
+	say("   already share a KSM page of image 0: a collision.");
+	if (run(sim, "migrate A 0 1"))
+		goto fail;
+	show_state(sim);
+
+	say("5. The scanner visits A:0 first: the node is parked on migrate_nodes, the");
+	say("   search finds the equal page of node 1, and A:0 is moved onto it.");
+	say("   B:0 still maps the parked page.");
+	if (run(sim, "scan 1"))
+		goto fail;
+	show_state(sim);
+
+	say("6. The rest of the pass moves B:0 too; the parked node has no mapping left,");
+	say("   its page is freed, and the next full scan prunes it from migrate_nodes.");
+	if (run(sim, "scan full 2"))
+		goto fail;
+	show_state(sim);
+
+	say("7. run=2 unmerges everything: every page private again, no stable node left,");
+	say("   and merge_across_nodes can be switched back without EBUSY.");
+	if (run(sim, "set run 2") || run(sim, "set merge_across_nodes 1"))
+		goto fail;
+	show_state(sim);
+
+	if (sim_check(sim, NULL, NULL)) {
+		fprintf(stderr, "samepage demo: the consistency checker has findings\n");
+		goto fail;
+	}
+	say("The story is over; every step passed the consistency checker.");
+	sim_free(sim);
+	return 0;
+fail:
+	sim_free(sim);
+	return 1;
+}
+
+int cmd_demo(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("usage: samepage demo [--sim]\n\n"
+			       "Tell the story of KSM's NUMA design (merge_across_nodes=0, a KSM page\n"
+			       "migrated to another node, migrate_nodes) on the simulated machine,\n"
+			       "showing the trees and counters at every step.\n");
+			return 0;
+		}
+		if (strcmp(argv[i], "--sim")) {
+			fprintf(stderr, "samepage demo: unknown option '%s' (see --help)\n", argv[i]);
+			return 2;
+		}
+	}
+	return demo_sim();
+}
