@@ -97,17 +97,23 @@ void ksm_destroy(struct ksm *ksm)
 		return;
 	for (i = 0; i < ksm->nr_slots; i++) {
 		struct ksm_mm_slot *slot = ksm->slots[i];
-		struct rmap_item *item, *inext;
+		struct rmap_item *item, *next;
 
 		if (!slot)
 			continue;
-		for (item = slot->rmap_list; item; item = inext) {
-			inext = item->rmap_list;
+		for (item = slot->rmap_list; RMAP_SLABS_DISABLED && item; item = next) {
+			next = item->rmap_list;
 			free(item);
 		}
 		free(slot);
 	}
 	free(ksm->slots);
+	while (ksm->slabs) {
+		struct rmap_slab *slab = ksm->slabs;
+
+		ksm->slabs = slab->next;
+		free(slab);
+	}
 	for (nid = 0; nid < ksm->be.nr_node_ids; nid++)
 		free_stable_subtree(ksm->root_stable_tree[nid].node);
 	for (pos = ksm->migrate_nodes.next; pos != &ksm->migrate_nodes; pos = next) {
@@ -127,7 +133,8 @@ size_t ksm_rmap_item_size(void)
 
 size_t ksm_metadata_bytes(const struct ksm *ksm)
 {
-	return (size_t)ksm->c.rmap_items * sizeof(struct rmap_item) +
+	return (RMAP_SLABS_DISABLED ? (size_t)ksm->c.rmap_items * sizeof(struct rmap_item) :
+				      (size_t)ksm->nr_slabs * sizeof(struct rmap_slab)) +
 	       (size_t)ksm->c.stable_nodes * sizeof(struct stable_node) +
 	       ksm->nr_slots * (sizeof(struct ksm_mm_slot) + sizeof(void *));
 }

@@ -253,6 +253,28 @@ struct ksm_counters {
 
 #define MM_HASH_SIZE 256
 
+/*
+ * rmap_items come from slabs of RMAP_SLAB_ITEMS, so that each costs its 48
+ * bytes and not malloc's rounding and header on top.  Free items are kept
+ * on a list threaded through rmap_list; slabs are returned at destroy.
+ */
+#define RMAP_SLAB_ITEMS 1360	/* ~64 KiB */
+#if defined(__SANITIZE_ADDRESS__)
+#define RMAP_SLABS_DISABLED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RMAP_SLABS_DISABLED 1
+#endif
+#endif
+#ifndef RMAP_SLABS_DISABLED
+#define RMAP_SLABS_DISABLED 0
+#endif
+
+struct rmap_slab {
+	struct rmap_slab *next;
+	struct rmap_item items[RMAP_SLAB_ITEMS];
+};
+
 struct ksm {
 	struct sp_backend be;
 	struct ksm_knobs knobs;
@@ -270,6 +292,9 @@ struct ksm {
 	uint32_t free_slot_hint;
 
 	struct ksm_scan scan;
+	struct rmap_slab *slabs;	/* every slab allocated */
+	struct rmap_item *free_items;	/* free rmap_items, via rmap_list */
+	long nr_slabs;
 	uint32_t zero_checksum;		/* checksum of a zero-filled page */
 	void *zero_page;		/* page_size zero bytes */
 	bool unmerging;			/* run=2 in progress */
@@ -295,6 +320,7 @@ int ksm_memcmp_pages(const struct ksm *ksm, const void *a, const void *b);
 /* mm.c */
 struct ksm_mm_slot *ksm_find_slot(struct ksm *ksm, void *mm);
 void ksm_free_slot(struct ksm *ksm, struct ksm_mm_slot *slot);
+struct rmap_item *ksm_alloc_rmap_item(struct ksm *ksm);
 void ksm_free_rmap_item(struct ksm *ksm, struct rmap_item *item);
 void ksm_remove_trailing_rmap_items(struct ksm *ksm, struct rmap_item **link);
 

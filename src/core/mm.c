@@ -101,13 +101,51 @@ int ksm_enter(struct ksm *ksm, void *mm)
 	return 0;
 }
 
+/*
+ * A zeroed rmap_item from the slabs, or NULL when out of memory.  Under
+ * AddressSanitizer every item is its own allocation instead, so that a use
+ * after free is caught rather than hidden by the free list.
+ */
+struct rmap_item *ksm_alloc_rmap_item(struct ksm *ksm)
+{
+	struct rmap_item *item = ksm->free_items;
+
+	if (RMAP_SLABS_DISABLED)
+		return calloc(1, sizeof(*item));
+
+	if (!item) {
+		struct rmap_slab *slab = malloc(sizeof(*slab));
+		int i;
+
+		if (!slab)
+			return NULL;
+		slab->next = ksm->slabs;
+		ksm->slabs = slab;
+		ksm->nr_slabs++;
+		for (i = RMAP_SLAB_ITEMS - 1; i >= 0; i--) {
+			slab->items[i].rmap_list = ksm->free_items;
+			ksm->free_items = &slab->items[i];
+		}
+		item = ksm->free_items;
+	}
+	ksm->free_items = item->rmap_list;
+	memset(item, 0, sizeof(*item));
+	return item;
+}
+
 void ksm_free_rmap_item(struct ksm *ksm, struct rmap_item *item)
 {
 	struct ksm_mm_slot *slot = rmap_slot(ksm, item);
 
 	slot->rmap_items--;
 	ksm->c.rmap_items--;
-	free(item);
+	if (RMAP_SLABS_DISABLED) {
+		free(item);
+		return;
+	}
+	item->flags = 0;
+	item->rmap_list = ksm->free_items;
+	ksm->free_items = item;
 }
 
 /* Free the rmap_items from *@link to the end of their list. */

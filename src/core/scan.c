@@ -27,7 +27,7 @@ static struct rmap_item *get_next_rmap_item(struct ksm *ksm, struct ksm_mm_slot 
 		remove_rmap_item_from_tree(ksm, item);
 		ksm_free_rmap_item(ksm, item);
 	}
-	item = calloc(1, sizeof(*item));
+	item = ksm_alloc_rmap_item(ksm);
 	if (!item)
 		return NULL;
 	item->vpn = vpn;
