@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
-DEPS       := cmake make gcc pkg-config libxxhash-dev libnuma-dev clang libclang-rt-14-dev
+DEPS       := cmake make gcc pkg-config libxxhash-dev libnuma-dev libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev
 
 .PHONY: all deps test test-fast demo bench install stress fuzz clean
 
