@@ -186,7 +186,7 @@ void bench_print_table(const struct bench_opts *o, const struct bench_result *sp
 	if (!k->ran)
 		printf("\nkernel: skipped: %s\n", k->why_not);
 	if (sp->ran && sp->content_errors > 0)
-		printf("\nsamepage: %ld pages did not read back their content!\n",
+		printf("\nsamepage: %ld findings of the content and consistency checks (on stderr)!\n",
 		       sp->content_errors);
 	printf("\nscan_us_per_page = scanner CPU / pages scanned; ratio = samepage / kernel.\n");
 	if (o->sim)
