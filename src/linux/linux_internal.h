@@ -151,6 +151,7 @@ struct samepage {
 	size_t nranges, cranges;
 
 	struct sp_run run[SP_PENDING];
+	uint32_t run_old[SP_PENDING][SP_RUN_MAX];	/* records before the run */
 	struct sp_pmwin win[2];		/* [0] sequential, [1] random */
 
 	/* VMA budget */
