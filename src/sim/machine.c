@@ -442,6 +442,7 @@ void sim_free(struct sim *s)
 	s->ksm = NULL;
 	mm_destroy_all(s);
 	machine_destroy(s);
+	free(s->ghosts);
 	free(s);
 }
 
@@ -461,6 +462,11 @@ void sim_set_output(struct sim *s, FILE *out)
 {
 	s->out = out;
 	s->out_set = true;
+}
+
+void sim_set_diag(struct sim *s, FILE *diag)
+{
+	s->diag = diag;
 }
 
 int sim_nr_nodes(const struct sim *s)

@@ -74,6 +74,9 @@ int sim_run_string(struct sim *s, const char *name, const char *text);
 int sim_run_file(struct sim *s, const char *path);
 const char *sim_error(const struct sim *s);
 void sim_set_output(struct sim *s, FILE *out);
+/* Where `check` writes every finding, one per line (default NULL: only the
+ * first is in sim_error()). */
+void sim_set_diag(struct sim *s, FILE *diag);
 
 /* The engine of this machine (NULL before the machine line). */
 struct ksm *sim_ksm(struct sim *s);

@@ -164,8 +164,11 @@ struct sim {
 	char misuse_msg[160];
 
 	/* the interpreter */
-	FILE *out;
+	FILE *out;			/* stats, echo (NULL: discarded) */
+	FILE *diag;			/* checker findings (NULL: quiet) */
 	bool out_set;
+	char (*ghosts)[SIM_NAME_MAX];	/* names of mms that exited */
+	size_t nr_ghosts;
 	char err[512];
 	unsigned long lineno;
 	int depth;			/* expect-error nesting */
