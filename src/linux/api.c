@@ -678,11 +678,9 @@ static int madvise_mergeable(struct samepage *sp, uint64_t a, uint64_t b, bool *
 		}
 	}
 	free(v);
-	if (!err && sp->nranges && !sp->entered) {
+	/* (the engine forgets an mm whose ranges all went away) */
+	if (!err && sp->nranges && !ksm_mm_registered(sp->ksm, sp))
 		err = ksm_enter(sp->ksm, sp);
-		if (!err)
-			sp->entered = true;
-	}
 	if (!err)
 		sp_recount_vmas(sp);
 	return err;
@@ -699,7 +697,7 @@ static int madvise_unmergeable(struct samepage *sp, uint64_t a, uint64_t b, bool
 	uint64_t sh = sp->page_shift;
 	int err = 0;
 
-	if (sp->entered)
+	if (ksm_mm_registered(sp->ksm, sp))
 		err = ksm_unmerge_range(sp->ksm, sp, a >> sh, b >> sh);
 	if (!err)
 		err = range_remove(sp, a >> sh, b >> sh);
@@ -814,7 +812,7 @@ int samepage_free(struct samepage *sp, void *addr, size_t len)
 
 	sp_lock(sp);
 	sp->discard = true;	/* the content goes away: no copies */
-	if (sp->entered)
+	if (ksm_mm_registered(sp->ksm, sp))
 		err = ksm_unmerge_range(sp->ksm, sp, a >> sh, b >> sh);
 	sp->discard = false;
 	if (!err)
@@ -958,7 +956,7 @@ int samepage_close(struct samepage *sp)
 	for (size_t i = 0; i < sp->nranges; i++)
 		(void)sp_uffd_unregister(sp, sp->ranges[i].start,
 					 sp->ranges[i].end - sp->ranges[i].start);
-	if (sp->entered)
+	if (ksm_mm_registered(sp->ksm, sp))
 		ksm_exit(sp->ksm, sp);
 	destroy(sp);
 	if (err)

@@ -144,7 +144,6 @@ struct samepage {
 	int uffd;
 	int pagemap_fd;
 	uint64_t zero_pfn;		/* 0 if PFNs are hidden */
-	bool entered;			/* ksm_enter() done */
 	bool discard;			/* unmerge for samepage_free: no copies */
 
 	struct sp_range *ranges;

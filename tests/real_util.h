@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/* real_util.h - helpers of the real-memory tests (tests/real_*.c). */
+#ifndef SAMEPAGE_TESTS_REAL_UTIL_H
+#define SAMEPAGE_TESTS_REAL_UTIL_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "samepage.h"
+
+static const char *real_test_name = "real";
+
+#define FAIL(...) do { \
+	fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__); \
+	fprintf(stderr, __VA_ARGS__); \
+	fputc('\n', stderr); \
+	exit(1); \
+} while (0)
+
+#define CHECK(cond) do { if (!(cond)) FAIL("%s", #cond); } while (0)
+
+#define CHECK_EQ(a, b) do { \
+	long long _a = (long long)(a), _b = (long long)(b); \
+	if (_a != _b) FAIL("%s == %lld, expected %s == %lld", #a, _a, #b, _b); \
+} while (0)
+
+static inline size_t page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Open an engine, or exit 77 with the reason when the machine lacks what
+ * samepage needs (userfaultfd with kernel faults, privileges). */
+static inline struct samepage *open_or_skip(void)
+{
+	struct samepage *sp = NULL;
+	int err = samepage_open(&sp, 0);
+
+	if (err == -EPERM || err == -EACCES || err == -ENOENT || err == -ENOSYS ||
+	    err == -EINVAL || err == -EOPNOTSUPP) {
+		printf("SKIP %s: %s\n", real_test_name, samepage_last_error());
+		exit(77);
+	}
+	if (err)
+		FAIL("samepage_open: %s (%s)", strerror(-err), samepage_last_error());
+	return sp;
+}
+
+static inline long get(struct samepage *sp, const char *name)
+{
+	long v = -1;
+	int err = samepage_get(sp, name, &v);
+
+	if (err)
+		FAIL("samepage_get(%s): %s", name, strerror(-err));
+	return v;
+}
+
+static inline void set(struct samepage *sp, const char *knob, unsigned long v)
+{
+	int err = samepage_set(sp, knob, v);
+
+	if (err)
+		FAIL("samepage_set(%s, %lu): %s", knob, v, strerror(-err));
+}
+
+/* The pagemap entry of the page at @addr. */
+static inline uint64_t pagemap(const void *addr)
+{
+	static int fd = -1;
+	uint64_t e = 0;
+
+	if (fd < 0)
+		fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || pread(fd, &e, 8, (off_t)((uintptr_t)addr / page_size()) * 8) != 8)
+		return 0;
+	return e;
+}
+
+/* PFN of the page at @addr after reading it (0 if PFNs are hidden). */
+static inline uint64_t pfn_of(const void *addr)
+{
+	(void)*(const volatile char *)addr;
+	return pagemap(addr) & ((1ull << 55) - 1);
+}
+
+static inline bool pfns_visible(void)
+{
+	static int v = -1;
+
+	if (v < 0) {
+		char *p = mmap(NULL, page_size(), PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		p[0] = 1;
+		v = pfn_of(p) != 0;
+		munmap(p, page_size());
+	}
+	return v;
+}
+
+/* No two pages of [a, a+n pages) share a physical page (when PFNs are
+ * visible), and none maps a KSM store page. */
+static inline void check_all_private(const char *a, size_t n)
+{
+	size_t ps = page_size();
+	uint64_t *pf = calloc(n, sizeof(*pf));
+
+	for (size_t i = 0; i < n; i++) {
+		pf[i] = pfn_of(a + i * ps);
+		uint64_t e = pagemap(a + i * ps);
+
+		if (e & (1ull << 61))
+			FAIL("page %zu still maps a file (store) page", i);
+	}
+	if (pfns_visible()) {
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = i + 1; j < n && j < i + 4096; j++)
+				if (pf[i] && pf[i] == pf[j])
+					FAIL("pages %zu and %zu share PFN %#llx", i, j,
+					     (unsigned long long)pf[i]);
+	}
+	free(pf);
+}
+
+#endif /* SAMEPAGE_TESTS_REAL_UTIL_H */
