@@ -854,6 +854,7 @@ int samepage_set(struct samepage *sp, const char *knob, unsigned long value)
  *                        process's mappings above half of vm.max_map_count
  *   vmas                 estimated mappings (VMAs) of the process now
  *   store_pages          pages of the store in use (KSM pages + pinned)
+ *   merges               pages mapped to a KSM page or the zero page, ever
  *   merge_runs           batched mappings made (one mmap each)
  *   writers_parked       application writes that waited on a page being
  *                        merged (userfaultfd messages read)
@@ -875,6 +876,8 @@ int samepage_get(struct samepage *sp, const char *name, long *value)
 		*value = sp->vma_est;
 	else if (!strcmp(name, "store_pages"))
 		*value = sp->store_pages;
+	else if (!strcmp(name, "merges"))
+		*value = sp->merges;
 	else if (!strcmp(name, "merge_runs"))
 		*value = sp->merges_flushed_runs;
 	else if (!strcmp(name, "writers_parked"))

@@ -716,6 +716,7 @@ static void flush_run(struct samepage *sp, int k)
 		}
 	} else {
 		sp->merges_flushed_runs++;
+		sp->merges += p->n;
 	}
 	p->n = 0;
 }
@@ -781,6 +782,7 @@ static int install(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t
 		if (err)
 			return err;
 		set_rec(sp, r, i, rec);
+		sp->merges++;
 		if (rec_counted(old))
 			release_slot(sp, old & REC_SLOT);
 		else

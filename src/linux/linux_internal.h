@@ -163,6 +163,7 @@ struct samepage {
 	long vma_budget_refusals;
 	long store_pages;		/* slots in use (all nodes) */
 	long merges_flushed_runs;
+	long merges;			/* pages mapped to a KSM or zero page */
 	atomic_long writers_parked;	/* uffd fault messages read */
 
 	/* threads */
