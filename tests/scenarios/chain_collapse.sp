@@ -1,4 +1,10 @@
 # Rule: a chain left with one dup collapses back into a plain stable node.
+# Since Linux 6.11 (mm/ksm: optimize the chain()/chain_prune() interfaces)
+# stable_node_dup() collapses a chain whenever a search through it finds a
+# single dup left -- even a FULL one (hlist_is_singular_node), prune interval
+# or not.  Checked on this machine's kernel (6.18): 8 pages, M=4, pages 4-7
+# written away, a few scans later: shared 1 sharing 3 chains 0 dups 0.
+# (chain_collapse_room.sp: the case where the dup left has room.)
 machine nodes=1
 set max_page_sharing 4
 set stable_node_chains_prune_millisecs 0
