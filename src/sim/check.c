@@ -26,6 +26,13 @@ struct checker {
 	uint32_t **maps, **swaps;	/* recounts, chunked like the frames */
 	long zero_ptes;			/* KSM zero ptes in the current mm */
 	long zero_total;
+	struct known_node {		/* the engine's stable nodes, by address */
+		const struct stable_node *node;
+		uint64_t kpfn;
+		bool is_chain;
+	} *nodes;
+	size_t nr_nodes, cap_nodes;
+	bool nodes_nomem;
 };
 
 static void finding(struct checker *c, const char *fmt, ...)
@@ -43,6 +50,55 @@ static void finding(struct checker *c, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	c->report(c->arg, buf);
+}
+
+static void collect_node(void *arg, const struct ksm_node_info *info)
+{
+	struct checker *c = arg;
+
+	if (c->nr_nodes == c->cap_nodes) {
+		size_t cap = c->cap_nodes ? c->cap_nodes * 2 : 64;
+		struct known_node *n = realloc(c->nodes, cap * sizeof(*n));
+
+		if (!n) {
+			c->nodes_nomem = true;
+			return;
+		}
+		c->nodes = n;
+		c->cap_nodes = cap;
+	}
+	c->nodes[c->nr_nodes].node = info->node;
+	c->nodes[c->nr_nodes].kpfn = info->kpfn;
+	c->nodes[c->nr_nodes].is_chain = info->is_chain;
+	c->nr_nodes++;
+}
+
+static int node_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct known_node *)a)->node;
+	uintptr_t y = (uintptr_t)((const struct known_node *)b)->node;
+
+	return x < y ? -1 : x > y;
+}
+
+/* A frame's back pointer must name a stable node the engine has, whose
+ * page is this frame (the engine checks the other direction). */
+static void check_back_pointer(struct checker *c, uint64_t pfn,
+			       const struct stable_node *sn)
+{
+	struct known_node key = { .node = sn }, *k;
+
+	if (c->nodes_nomem)
+		return;
+	k = bsearch(&key, c->nodes, c->nr_nodes, sizeof(*c->nodes), node_cmp);
+	if (!k)
+		finding(c, "frame %" PRIu64 ": back pointer to %p, which is not a "
+			"stable node of the engine", pfn, (const void *)sn);
+	else if (k->is_chain)
+		finding(c, "frame %" PRIu64 ": back pointer to a chain, not a dup", pfn);
+	else if (k->kpfn != pfn)
+		finding(c, "frame %" PRIu64 ": back pointer to a stable node whose "
+			"page is frame %" PRIu64, pfn, k->kpfn);
 }
 
 static uint32_t *count_of(uint32_t **tab, uint64_t pfn)
@@ -109,9 +165,6 @@ static void check_vpage(struct checker *c, struct sim_mm *mm, uint64_t vpn,
 				mm->name, vpn, vp->pfn,
 				(f->flags & FRAME_KSM) ? "KSM" : "anon",
 				f->mapcount, f->swapcount);
-		if ((f->flags & FRAME_KSM) && !vma->mergeable)
-			finding(c, "%s:%" PRIu64 ": KSM frame %" PRIu32
-				" in a VMA that is not mergeable", mm->name, vpn, vp->pfn);
 		hash = frame_hash(s, f);
 		real = frame_data(s, f);
 		break;
@@ -202,6 +255,8 @@ static void check_frames(struct checker *c)
 			if (f->stable_node && !(f->flags & FRAME_KSM))
 				finding(c, "frame %" PRIu64 ": back pointer on a page that "
 					"is not KSM", pfn);
+			if (f->stable_node)
+				check_back_pointer(c, pfn, f->stable_node);
 		}
 		if (alloc != nd->nr_alloc || lingering != nd->nr_lingering)
 			finding(c, "node %d: %" PRIu32 " frames allocated, %" PRIu32
@@ -228,6 +283,11 @@ int sim_check(struct sim *s, ksm_report_fn report, void *arg)
 		c.swaps[i] = calloc(FRAME_CHUNK, sizeof(uint32_t));
 		if (!c.maps[i] || !c.swaps[i])
 			goto nomem;
+	}
+	if (s->ksm) {
+		ksm_walk_stable(s->ksm, collect_node, &c);
+		if (c.nr_nodes)
+			qsort(c.nodes, c.nr_nodes, sizeof(*c.nodes), node_cmp);
 	}
 	for (struct sim_mm *mm = s->mms; mm; mm = mm->next)
 		check_mm(&c, mm);
@@ -257,5 +317,6 @@ out:
 	}
 	free(c.maps);
 	free(c.swaps);
+	free(c.nodes);
 	return c.findings;
 }

@@ -793,9 +793,13 @@ static int unmerge_cb(void *arg, struct sim_mm *mm, uint64_t vpn,
 			return give_private_copy(s, mm, vp, true);
 		return 0;
 	case PTE_SWAP:
-		f = frame_of(s, vp->pfn);
-		if (f->flags & FRAME_KSM)
-			return fault_swapin(s, mm, vp, true);
+		/*
+		 * Like the kernel's break_ksm(), which follows present pages
+		 * only: a swapped-out KSM page stays in swap cache.  The
+		 * engine must then remove its stable node all the same (seed
+		 * 002, cause 1), and a later swapin copies the page (no back
+		 * pointer, or run=2: cause 3).
+		 */
 		return 0;
 	case PTE_ZERO:
 		if (!vp->ksm_zero)
