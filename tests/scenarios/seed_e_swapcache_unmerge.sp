@@ -37,17 +37,21 @@ stats
 set merge_across_nodes 0
 expect merge_across_nodes 0
 check
+# still run=2: a swapin of a KSM page copies (seed 002, cause 3)
 swapin A 0
 expect-ksm A 0 no
 expect-byte A 0 0 'x'
 expect-byte A 0 4095 'x'
+# run=1 (no scan yet): the page left in swap cache must have lost its back
+# pointer when its stable node was removed, so this swapin copies too; a
+# leftover node would have it mapped as a KSM page again
+set run 1
 swapin A 1
 expect-ksm A 1 no
 expect-not-shared A 0 A 1
 expect-byte A 1 0 'x'
 check
 # back to merging, now with per-node trees
-set run 1
 scan full 2
 expect pages_shared 2
 expect pages_sharing 2
@@ -65,12 +69,12 @@ expect pages_sharing 0
 expect-ksm A 0 no
 set merge_across_nodes 1
 expect merge_across_nodes 1
+set run 1
 swapin A 1
 expect-ksm A 1 no
 expect-not-shared A 0 A 1
 expect-byte A 1 7 'x'
 check
-set run 1
 scan full 2
 expect pages_shared 2
 expect pages_sharing 2
