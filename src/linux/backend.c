@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -130,6 +131,32 @@ uint64_t sp_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * mmap, mremap and pwrite of application memory go straight to the kernel:
+ * the sanitizers' interceptors would otherwise "write" the whole range
+ * (ThreadSanitizer resets its shadow on mmap) or read the source buffer,
+ * racing with the application's own writes, which the protection already
+ * orders for real.
+ */
+static void *raw_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+
+	return r < 0 && r > -4096 ? MAP_FAILED : (void *)r;
+}
+
+static void *raw_mremap(void *old, size_t olen, size_t nlen, int flags, void *naddr)
+{
+	long r = syscall(SYS_mremap, old, olen, nlen, flags, naddr);
+
+	return r < 0 && r > -4096 ? MAP_FAILED : (void *)r;
+}
+
+static ssize_t raw_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	return (ssize_t)syscall(SYS_pwrite64, fd, buf, len, off);
 }
 
 static inline void *vaddr(struct samepage *sp, uint64_t vpn)
@@ -674,10 +701,10 @@ static int map_protected(struct samepage *sp, uint64_t vpn, uint64_t n, bool ano
 	void *m;
 
 	if (anon)
-		m = mmap(addr, len, prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+		m = raw_mmap(addr, len, prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
 	else
-		m = mmap(addr, len, prot, MAP_PRIVATE | MAP_FIXED, sp->store[nid].fd,
-			 (off_t)(off << sp->page_shift));
+		m = raw_mmap(addr, len, prot, MAP_PRIVATE | MAP_FIXED, sp->store[nid].fd,
+			     (off_t)(off << sp->page_shift));
 	if (m == MAP_FAILED) {
 		int err = -errno;
 
@@ -1030,7 +1057,7 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 		rec = REC_ANON | id;
 	} else {
 		struct sp_store *st = &sp->store[nid];
-		ssize_t w = pwrite(st->fd, src, sp->page,
+		ssize_t w = raw_pwrite(st->fd, src, sp->page,
 				   (off_t)(slot_off(sp, id) << sp->page_shift));
 
 		if (w != (ssize_t)sp->page) {
@@ -1079,7 +1106,7 @@ static int convert_run(struct samepage *sp, struct sp_range *r, uint64_t vpn, ui
 	mem_copy(st, addr, len);
 	if (r->prot != (PROT_READ | PROT_WRITE))
 		(void)mprotect(st, len, r->prot);
-	if (mremap(st, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr) == MAP_FAILED) {
+	if (raw_mremap(st, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr) == MAP_FAILED) {
 		err = -errno;
 		munmap(st, len);
 		uffd_wp(sp, vpn, n, false);
