@@ -27,6 +27,7 @@ static void usage(FILE *f)
 		"\n"
 		"  --seed N           seed of `fill ... random` (default %lu)\n"
 		"  --no-final-check   do not run the consistency checker after the last line\n"
+		"  --keep-going       report a failed line and go on (exit status: the worst)\n"
 		"  -h, --help         this text\n"
 		"\n"
 		"Exit status: 0 all expectations held, 1 an expectation failed,\n"
@@ -56,10 +57,39 @@ static void final_finding(void *arg, const char *finding)
 	fprintf(stderr, "%s: check: %s\n", c->script, finding);
 }
 
+/* Every line, whatever the result of the others; the worst result. */
+static int run_keep_going(struct sim *s, const char *script)
+{
+	FILE *f = strcmp(script, "-") ? fopen(script, "r") : stdin;
+	unsigned long lineno = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	int worst = SIM_OK;
+
+	if (!f) {
+		fprintf(stderr, "%s: %s\n", script, strerror(errno));
+		return SIM_USAGE;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		int r = sim_run_line(s, line);
+
+		lineno++;
+		if (r != SIM_OK) {
+			fprintf(stderr, "%s:%lu: %s\n", script, lineno, sim_error(s));
+			if (r > worst)
+				worst = r;
+		}
+	}
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	return worst;
+}
+
 int cmd_sim(int argc, char **argv)
 {
 	unsigned long seed = SIM_DEFAULT_SEED;
-	bool final_check = true;
+	bool final_check = true, keep_going = false;
 	const char *script = NULL;
 	struct sim *s;
 	int i, ret;
@@ -79,6 +109,8 @@ int cmd_sim(int argc, char **argv)
 			}
 		} else if (!strcmp(a, "--no-final-check")) {
 			final_check = false;
+		} else if (!strcmp(a, "--keep-going")) {
+			keep_going = true;
 		} else if (a[0] == '-' && a[1]) {
 			fprintf(stderr, "samepage sim: unknown option '%s'\n", a);
 			usage(stderr);
@@ -99,8 +131,8 @@ int cmd_sim(int argc, char **argv)
 		return 1;
 	}
 	sim_set_diag(s, stderr);
-	ret = sim_run_file(s, script);
-	if (ret != SIM_OK) {
+	ret = keep_going ? run_keep_going(s, script) : sim_run_file(s, script);
+	if (ret != SIM_OK && !keep_going) {
 		fprintf(stderr, "%s\n", sim_error(s));
 	} else if (final_check && sim_ksm(s)) {
 		struct final_ctx c = {

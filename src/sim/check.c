@@ -265,7 +265,7 @@ static void check_frames(struct checker *c)
 	}
 }
 
-int sim_check(struct sim *s, ksm_report_fn report, void *arg)
+static int check_all(struct sim *s, ksm_report_fn report, void *arg, bool engine)
 {
 	struct checker c = { .s = s, .report = report, .arg = arg };
 	long global = 0;
@@ -299,7 +299,7 @@ int sim_check(struct sim *s, ksm_report_fn report, void *arg)
 	if (s->misuse)
 		finding(&c, "the engine broke the backend contract %lu times; "
 			"first: %s", s->misuse, s->misuse_msg);
-	if (s->ksm) {
+	if (s->ksm && engine) {
 		int n = ksm_check(s->ksm, report, arg);
 
 		if (n > 0)
@@ -319,4 +319,14 @@ out:
 	free(c.swaps);
 	free(c.nodes);
 	return c.findings;
+}
+
+int sim_check(struct sim *s, ksm_report_fn report, void *arg)
+{
+	return check_all(s, report, arg, true);
+}
+
+int sim_check_machine(struct sim *s, ksm_report_fn report, void *arg)
+{
+	return check_all(s, report, arg, false);
 }

@@ -283,7 +283,12 @@ static struct sim_mm *mm_alloc(struct sim *s, const char *name, int node)
 	return mm;
 }
 
-static void mm_unlink_free(struct sim *s, struct sim_mm *mm)
+/*
+ * Free an mm's page tables and VMAs.  With @keep the struct itself stays
+ * (on s->graveyard until sim_free): the engine may still hold a slot keyed
+ * by its address, so the address must not come back as a new mm.
+ */
+static void mm_release(struct sim *s, struct sim_mm *mm, bool keep)
 {
 	for (struct sim_mm **pp = &s->mms; *pp; pp = &(*pp)->next) {
 		if (*pp == mm) {
@@ -302,7 +307,18 @@ static void mm_unlink_free(struct sim *s, struct sim_mm *mm)
 	}
 	free(mm->pt);
 	free(mm->vmas);
-	free(mm);
+	if (!keep) {
+		free(mm);
+		return;
+	}
+	memset(mm, 0, sizeof(*mm));
+	mm->next = s->graveyard;
+	s->graveyard = mm;
+}
+
+static void mm_unlink_free(struct sim *s, struct sim_mm *mm)
+{
+	mm_release(s, mm, false);
 }
 
 /* Free every mm's memory without touching frames or the engine. */
@@ -310,6 +326,12 @@ void mm_destroy_all(struct sim *s)
 {
 	while (s->mms)
 		mm_unlink_free(s, s->mms);
+	while (s->graveyard) {
+		struct sim_mm *mm = s->graveyard;
+
+		s->graveyard = mm->next;
+		free(mm);
+	}
 }
 
 int sim_mm_new(struct sim *s, const char *name, int node)
@@ -396,8 +418,11 @@ static int do_munmap(struct sim *s, struct sim_mm *mm, uint64_t start,
 	i = vma_index(mm, start);
 	for (j = i; j < mm->nr_vmas && mm->vmas[j].start < end; j++)
 		;
-	memmove(&mm->vmas[i], &mm->vmas[j], (mm->nr_vmas - j) * sizeof(*mm->vmas));
-	mm->nr_vmas -= j - i;
+	if (j > i) {
+		memmove(&mm->vmas[i], &mm->vmas[j],
+			(mm->nr_vmas - j) * sizeof(*mm->vmas));
+		mm->nr_vmas -= j - i;
+	}
 	vma_coalesce(mm);
 	return 0;
 }
@@ -771,7 +796,7 @@ int sim_exit(struct sim *s, const char *name)
 	ksm_exit(s->ksm, mm);
 	mm_walk(mm, 0, SIM_VPN_LIMIT, zap_cb, s);
 	remember_ghost(s, mm->name);
-	mm_unlink_free(s, mm);
+	mm_release(s, mm, true);
 	return 0;
 }
 

@@ -434,6 +434,18 @@ static int cmd_write(struct sim *s, struct line *l)
 	return sim_write(s, mm->name, vpn, (size_t)off, v);
 }
 
+static bool valid_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n >= SIM_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("_-.", name[i]))
+			return false;
+	return true;
+}
+
 static int cmd_fork(struct sim *s, struct line *l)
 {
 	struct sim_mm *mm;
@@ -443,9 +455,9 @@ static int cmd_fork(struct sim *s, struct line *l)
 		return R_USAGE;
 	if (mm_find(s, l->argv[2]))
 		return fail(s, R_USAGE, "there is an mm named '%s' already", l->argv[2]);
-	err = sim_fork(s, mm->name, l->argv[2]);
-	if (err == -EINVAL)
+	if (!valid_name(l->argv[2]))
 		return fail(s, R_USAGE, "bad mm name '%s'", l->argv[2]);
+	err = sim_fork(s, mm->name, l->argv[2]);
 	return err;
 }
 

@@ -100,6 +100,9 @@ void sim_set_resched_hook(struct sim *s, void (*fn)(struct sim *, void *),
  * to @report (may be NULL).  Returns the number of findings.
  */
 int sim_check(struct sim *s, ksm_report_fn report, void *arg);
+/* The same without ksm_check(): the machine's side only (to tell whose
+ * finding it is). */
+int sim_check_machine(struct sim *s, ksm_report_fn report, void *arg);
 
 /* Typed API: the commands of the language.  0 or a negative errno. */
 enum sim_fill_kind {

@@ -144,6 +144,7 @@ struct sim {
 	unsigned char *scratch;		/* page_size bytes of work space */
 
 	struct sim_mm *mms;
+	struct sim_mm *graveyard;	/* exited mms, kept so that no cookie is reused */
 
 	/* the engine */
 	struct ksm *ksm;
