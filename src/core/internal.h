@@ -345,6 +345,10 @@ struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item 
 					      const struct sp_page *page,
 					      struct sp_page *tree_page);
 
+/* scan.c */
+void ksm_reset_unstable_trees(struct ksm *ksm);
+void ksm_abort_scan_pass(struct ksm *ksm);
+
 /* merge.c */
 void cmp_and_merge_page(struct ksm *ksm, struct rmap_item *item, struct sp_page *page);
 

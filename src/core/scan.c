@@ -77,14 +77,51 @@ static bool should_skip_rmap_item(struct ksm *ksm, const struct sp_page *page,
 	return true;
 }
 
-static void start_full_scan(struct ksm *ksm)
+/*
+ * The unstable trees are dropped wholesale: the kernel resets the roots at
+ * the start of each full scan and lets the items' seqnr tell that they are
+ * no longer linked.  Resetting them also at the end of a scan (nothing
+ * searches them in between) means no root ever points at an item that was
+ * freed meanwhile.
+ */
+void ksm_reset_unstable_trees(struct ksm *ksm)
 {
 	int nid;
 
-	if (!ksm->knobs.merge_across_nodes)
-		ksm_prune_migrate_nodes(ksm);
 	for (nid = 0; nid < ksm->be.nr_node_ids; nid++)
 		ksm->root_unstable_tree[nid] = RB_ROOT_INIT;
+}
+
+/*
+ * ksm_abort_scan_pass - the cursor goes back to the list head without
+ * completing the pass (run=2 failed half way).  The pass's unstable items
+ * are still flagged as linked in this pass's trees; take them out before the
+ * roots are reset, or a later removal would unlink them from a tree they are
+ * not in.  (Linux leaves them flagged: a latent corruption after a failed
+ * unmerge.)
+ */
+void ksm_abort_scan_pass(struct ksm *ksm)
+{
+	uint32_t i;
+
+	for (i = 0; i < ksm->nr_slots; i++) {
+		struct rmap_item *item;
+
+		if (!ksm->slots[i])
+			continue;
+		for (item = ksm->slots[i]->rmap_list; item; item = item->rmap_list)
+			if (item->flags & RMAP_UNSTABLE)
+				remove_rmap_item_from_tree(ksm, item);
+	}
+	ksm_reset_unstable_trees(ksm);
+	ksm->scan.mm_slot = NULL;
+}
+
+static void start_full_scan(struct ksm *ksm)
+{
+	if (!ksm->knobs.merge_across_nodes)
+		ksm_prune_migrate_nodes(ksm);
+	ksm_reset_unstable_trees(ksm);
 }
 
 static void scan_enter_slot(struct ksm *ksm, struct ksm_mm_slot *slot)
@@ -164,6 +201,7 @@ static struct rmap_item *scan_get_next_rmap_item(struct ksm *ksm, struct sp_page
 
 	ksm->scan.mm_slot = NULL;
 	ksm->scan.seqnr++;
+	ksm_reset_unstable_trees(ksm);
 	return NULL;
 }
 

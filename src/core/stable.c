@@ -141,13 +141,16 @@ bool get_ksm_page(struct ksm *ksm, struct stable_node *node, struct sp_page *pg)
 }
 
 /*
- * stable_node_dup - choose the dup of *@chainp to merge into: the one with
- * the most mappings that still has room ("densest first"), so that the
- * emptier ones can drain and go away.  When @prune and the prune interval
- * has passed, every dup is validated (stale ones removed), and a chain left
- * with a single dup that has room collapses back into a plain node, which
- * then replaces the chain in *@chainp.  Sets *@dupp (NULL if every dup is
- * full) and returns true with *@pg filled if a dup was found.
+ * stable_node_dup - choose the dup of the chain *@chainp to compare with and
+ * merge into: the one with the most mappings among those with room
+ * ("densest first", so that emptier dups drain and go away), else any valid
+ * one.  When @prune and the prune interval has passed, every dup is
+ * validated (stale ones removed); otherwise the walk stops at the first dup
+ * with room.  A chain left with a single dup collapses back into a plain
+ * node, which replaces the chain in the tree and in *@chainp (as Linux 6.11
+ * and later do, whether or not that dup has room); a chain whose dups all
+ * turned out stale is freed.  Returns true with *@dupp and *@pg set, or
+ * false (restart the walk).
  */
 static bool stable_node_dup(struct ksm *ksm, struct stable_node **chainp,
 			    struct rb_root *root, bool prune,
@@ -155,7 +158,6 @@ static bool stable_node_dup(struct ksm *ksm, struct stable_node **chainp,
 {
 	struct stable_node *chain = *chainp, *found = NULL;
 	struct list_head *pos, *next;
-	int nr = 0;
 
 	if (prune) {
 		uint64_t now = ops(ksm)->now_ms(ksm->be.be);
@@ -174,43 +176,44 @@ static bool stable_node_dup(struct ksm *ksm, struct stable_node **chainp,
 		next = pos->next;
 		if (!get_ksm_page(ksm, dup, &tmp))
 			continue;	/* stale: removed from the chain */
-		nr++;
-		if (is_page_sharing_candidate(ksm, dup) &&
-		    (!found || dup->rmap_hlist_len > found->rmap_hlist_len)) {
+		if (!found || (is_page_sharing_candidate(ksm, dup) &&
+			       (!is_page_sharing_candidate(ksm, found) ||
+				dup->rmap_hlist_len > found->rmap_hlist_len))) {
 			found = dup;
 			*pg = tmp;
-			if (!prune)
+			if (!prune && is_page_sharing_candidate(ksm, found))
 				break;
 		}
 	}
 
-	if (found) {
-		if (prune && nr == 1) {
-			/* One dup left with room: the chain is not needed. */
-			list_del(&found->list);
-			ksm->c.stable_node_dups--;
-			rb_replace_node(&chain->node, &found->node, root);
-			found->place = SN_TREE;
-			found->chain = NULL;
-			free_stable_node(ksm, chain);
-			ksm->c.stable_node_chains--;
-			*chainp = found;
-		} else if (chain->dups.next != &found->list &&
-			   __is_page_sharing_candidate(ksm, found, 1)) {
-			/* Keep the best candidate first for the next quick search. */
-			list_del(&found->list);
-			list_add(&found->list, &chain->dups);
-		}
-	}
 	*dupp = found;
-	return found != NULL;
+	if (!found) {
+		free_stable_node_chain(ksm, chain, root);
+		return false;
+	}
+	if (chain->dups.next == &found->list && found->list.next == &chain->dups) {
+		/* The only dup left: the chain is not needed any more. */
+		list_del(&found->list);
+		ksm->c.stable_node_dups--;
+		rb_replace_node(&chain->node, &found->node, root);
+		found->place = SN_TREE;
+		found->chain = NULL;
+		free_stable_node(ksm, chain);
+		ksm->c.stable_node_chains--;
+		*chainp = found;
+	} else if (chain->dups.next != &found->list &&
+		   __is_page_sharing_candidate(ksm, found, 1)) {
+		/* Keep the best candidate first for the next quick search. */
+		list_del(&found->list);
+		list_add(&found->list, &chain->dups);
+	}
+	return true;
 }
 
 /*
- * stable_node_chain - for a plain node, the node itself if it has room; for a
- * chain, the dup to use.  Returns true with *@pg when that page is valid;
- * false with *@dupp NULL when every page is full, false with *@dupp set
- * when the node turned out stale (and was removed: restart the walk).
+ * stable_node_chain - the page node of tree node *@nodep to compare with:
+ * the node itself, or for a chain the dup chosen by stable_node_dup().
+ * Returns false when the walk must restart (a stale node was removed).
  */
 static bool stable_node_chain(struct ksm *ksm, struct stable_node **nodep,
 			      struct rb_root *root, bool prune,
@@ -219,31 +222,10 @@ static bool stable_node_chain(struct ksm *ksm, struct stable_node **nodep,
 	struct stable_node *node = *nodep;
 
 	if (!node->is_chain) {
-		if (is_page_sharing_candidate(ksm, node)) {
-			*dupp = node;
-			return get_ksm_page(ksm, node, pg);
-		}
-		*dupp = NULL;
-		return false;
+		*dupp = node;
+		return get_ksm_page(ksm, node, pg);
 	}
 	return stable_node_dup(ksm, nodep, root, prune, dupp, pg);
-}
-
-/*
- * stable_node_dup_any - any page of @node to compare contents with, when no
- * dup has room.  An empty chain is freed here (NULL: restart the walk).
- */
-static struct stable_node *stable_node_dup_any(struct ksm *ksm,
-					       struct stable_node *node,
-					       struct rb_root *root)
-{
-	if (!node->is_chain)
-		return node;
-	if (list_empty(&node->dups)) {
-		free_stable_node_chain(ksm, node, root);
-		return NULL;
-	}
-	return list_entry(node->dups.next, struct stable_node, list);
 }
 
 static struct stable_node *alloc_stable_node_chain(struct ksm *ksm,
@@ -266,26 +248,6 @@ static struct stable_node *alloc_stable_node_chain(struct ksm *ksm,
 }
 
 /*
- * One step of a stable-tree walk: the page of tree node *@nodep to compare
- * with.  Returns false if the walk must restart (a stale node was removed).
- * *@dupp is the node to merge into (NULL if all its pages are full).
- */
-static bool stable_walk_page(struct ksm *ksm, struct stable_node **nodep,
-			     struct rb_root *root, bool prune,
-			     struct stable_node **dupp, struct sp_page *tree_pg)
-{
-	struct stable_node *any;
-	bool ok = stable_node_chain(ksm, nodep, root, prune, dupp, tree_pg);
-
-	if (*dupp)
-		return ok;
-	any = stable_node_dup_any(ksm, *nodep, root);
-	if (!any)
-		return false;
-	return get_ksm_page(ksm, any, tree_pg);
-}
-
-/*
  * stable_tree_search - find the KSM page that @page should be merged into.
  *
  * Sets *@found to the stable node (a plain node or a dup) and *@kpage to its
@@ -299,6 +261,8 @@ static bool stable_walk_page(struct ksm *ksm, struct stable_node **nodep,
  *   the scanner visits them.
  * - an equal node found misplaced (its page migrated) is parked, replaced by
  *   the parked node of @page if there is one.
+ * - a parked node whose equal page is full joins that content's chain as a
+ *   dup (what Linux does since chains exist).
  */
 int stable_tree_search(struct ksm *ksm, const struct sp_page *page,
 		       struct stable_node **found, struct sp_page *kpage)
@@ -324,8 +288,7 @@ again:
 	parent = NULL;
 	while (*link) {
 		node = rb_entry(*link, struct stable_node, node);
-		dup = NULL;
-		if (!stable_walk_page(ksm, &node, root, true, &dup, &tree_pg))
+		if (!stable_node_chain(ksm, &node, root, true, &dup, &tree_pg))
 			goto again;
 		ret = ksm_memcmp_pages(ksm, page->data, tree_pg.data);
 		parent = &node->node;
@@ -334,8 +297,16 @@ again:
 		} else if (ret > 0) {
 			link = &parent->right;
 		} else {
-			if (!dup)
-				return 0;	/* all full: try the unstable tree */
+			/*
+			 * Equal content but no room on any of its pages: the
+			 * page waits in the unstable tree for a twin, to make
+			 * a new dup with it.
+			 */
+			if (!is_page_sharing_candidate(ksm, dup)) {
+				if (page_node)
+					goto chain_append;
+				return 0;
+			}
 			if (ksm_numa(ksm, tree_pg.nid) != dup->nid)
 				goto replace;	/* the equal page was migrated away */
 			*found = dup;
@@ -376,6 +347,21 @@ replace:
 	stable_node_park(ksm, dup);
 	if (!page_node)
 		return 0;
+	goto out;
+
+chain_append:
+	/*
+	 * The parked node collides with a full page: it cannot move its
+	 * mappings there, so it joins that content's chain as one more dup
+	 * (making the chain if the equal node was a plain one).
+	 */
+	if (dup == node) {
+		node = alloc_stable_node_chain(ksm, dup, root);
+		if (!node)
+			return 0;
+	}
+	list_del(&page_node->list);
+	stable_node_chain_add_dup(ksm, page_node, node);
 out:
 	if (is_page_sharing_candidate(ksm, page_node)) {
 		*found = page_node;
@@ -406,8 +392,7 @@ again:
 	need_chain = false;
 	while (*link) {
 		node = rb_entry(*link, struct stable_node, node);
-		dup = NULL;
-		if (!stable_walk_page(ksm, &node, root, false, &dup, &tree_pg))
+		if (!stable_node_chain(ksm, &node, root, false, &dup, &tree_pg))
 			goto again;
 		ret = ksm_memcmp_pages(ksm, kpage->data, tree_pg.data);
 		parent = &node->node;

@@ -49,11 +49,14 @@ int unmerge_and_remove_all_rmap_items(struct ksm *ksm)
 		if (slot->exiting)
 			ksm_free_slot(ksm, slot);
 	}
-	ksm->scan.mm_slot = NULL;
-	if (err)
+	if (err) {
+		ksm_abort_scan_pass(ksm);
 		return err;
+	}
+	ksm->scan.mm_slot = NULL;
 	/* Clean up stable nodes, but do not fail if some are still busy. */
 	remove_all_stable_nodes(ksm);
 	ksm->scan.seqnr = 0;
+	ksm_reset_unstable_trees(ksm);
 	return 0;
 }
