@@ -328,6 +328,8 @@ static void destroy(struct samepage *sp)
 	for (size_t i = 0; i < sp->nranges; i++)
 		free(sp->ranges[i].rec);
 	free(sp->ranges);
+	for (int i = 0; i < SP_PM_CACHE; i++)
+		free(sp->win[i]);
 	sp_store_fini(sp);
 	if (sp->uffd >= 0)
 		close(sp->uffd);

@@ -574,38 +574,51 @@ static bool budget_ok(struct samepage *sp, struct sp_range *r, uint64_t i, uint3
 #define PM_EXCL		(1ull << 56)
 #define PM_PFN		((1ull << 55) - 1)
 
+/*
+ * The pagemap cache: windows of SP_PM_WIN entries read in one pread (about
+ * 0.03 us per page instead of 1.3 us for a single entry), kept while the
+ * engine lock is held (one scan batch); the unstable tree's lookups jump
+ * around the address space, so many windows are kept.  An entry may go
+ * stale while we hold it (the application writes meanwhile): that is
+ * harmless, merge checks the content again under write protection, and a
+ * copy-on-write is seen on the next visit.  Our own changes are applied to
+ * the cache (cache_forget).
+ */
 void sp_cache_invalidate(struct samepage *sp)
 {
-	sp->win[0].n = 0;
-	sp->win[1].n = 0;
+	sp->pm_gen++;
+}
+
+static struct sp_pmwin *cache_win(struct samepage *sp, uint64_t vpn)
+{
+	struct sp_pmwin *w = sp->win[(vpn / SP_PM_WIN) % SP_PM_CACHE];
+
+	if (w && w->gen == sp->pm_gen && vpn >= w->start && vpn < w->start + w->n)
+		return w;
+	return NULL;
 }
 
 /* Our own change: pages [vpn, vpn+n) are now not present. */
 static void cache_forget(struct samepage *sp, uint64_t vpn, uint64_t n)
 {
-	for (int w = 0; w < 2; w++) {
-		struct sp_pmwin *win = &sp->win[w];
+	for (uint64_t v = vpn; v < vpn + n; v++) {
+		struct sp_pmwin *w = cache_win(sp, v);
 
-		for (uint64_t v = vpn; v < vpn + n; v++)
-			if (v >= win->start && v < win->start + win->n)
-				win->e[v - win->start] = 0;
+		if (w)
+			w->e[v - w->start] = 0;
 	}
 }
 
-static int fill_win(struct samepage *sp, struct sp_pmwin *win, uint64_t vpn,
-		    uint32_t want, uint64_t limit)
+static int fill_win(struct samepage *sp, struct sp_pmwin *win, uint64_t vpn)
 {
-	if (want > SP_PM_WIN)
-		want = SP_PM_WIN;
-	if (limit - vpn < want)
-		want = (uint32_t)(limit - vpn);
-	ssize_t got = pread(sp->pagemap_fd, win->e, want * 8, (off_t)(vpn * 8));
+	ssize_t got = pread(sp->pagemap_fd, win->e, SP_PM_WIN * 8, (off_t)(vpn * 8));
 
 	if (got < 8) {
 		win->n = 0;
 		return got < 0 ? -errno : -EIO;
 	}
 	win->start = vpn;
+	win->gen = sp->pm_gen;
 	win->n = (uint32_t)(got / 8);
 	if (sp->nr_nodes > 1 || sp->opts.node_of) {
 		void *addrs[SP_PM_WIN];
@@ -632,34 +645,29 @@ static int fill_win(struct samepage *sp, struct sp_pmwin *win, uint64_t vpn,
 	return 0;
 }
 
-/* The pagemap entry of @vpn (inside range @r), and the page's node. */
-static int pagemap_entry(struct samepage *sp, struct sp_range *r, uint64_t vpn,
-			 uint64_t *e, int *nid)
+/* The pagemap entry of @vpn, and the page's node. */
+static int pagemap_entry(struct samepage *sp, uint64_t vpn, uint64_t *e, int *nid)
 {
-	for (int w = 0; w < 2; w++) {
-		struct sp_pmwin *win = &sp->win[w];
+	struct sp_pmwin *w = cache_win(sp, vpn);
 
-		if (win->n && vpn >= win->start && vpn < win->start + win->n) {
-			*e = win->e[vpn - win->start];
-			*nid = win->nid[vpn - win->start];
-			return 0;
+	if (!w) {
+		struct sp_pmwin **slot = &sp->win[(vpn / SP_PM_WIN) % SP_PM_CACHE];
+
+		if (!*slot) {
+			*slot = malloc(sizeof(**slot));
+			if (!*slot)
+				return -ENOMEM;
 		}
-	}
-	/* sequential: the scan cursor moving forward; else a random lookup */
-	struct sp_pmwin *win = &sp->win[1];
-	uint32_t want = 16;
+		w = *slot;
+		int err = fill_win(sp, w, vpn & ~(uint64_t)(SP_PM_WIN - 1));
 
-	if (!sp->win[0].n || (vpn >= sp->win[0].start &&
-			      vpn < sp->win[0].start + 2 * SP_PM_WIN)) {
-		win = &sp->win[0];
-		want = SP_PM_WIN;
+		if (err)
+			return err;
+		if (vpn >= w->start + w->n)
+			return -EIO;
 	}
-	int err = fill_win(sp, win, vpn, want, r->end);
-
-	if (err)
-		return err;
-	*e = win->e[0];
-	*nid = win->nid[0];
+	*e = w->e[vpn - w->start];
+	*nid = w->nid[vpn - w->start];
 	return 0;
 }
 
@@ -872,7 +880,7 @@ static int op_follow_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 	uint64_t i = vpn - r->start, e;
 	uint32_t rec = r->rec[i];
 	int nid;
-	int err = pagemap_entry(sp, r, vpn, &e, &nid);
+	int err = pagemap_entry(sp, vpn, &e, &nid);
 
 	if (err)
 		return err;

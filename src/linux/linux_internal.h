@@ -113,12 +113,16 @@ struct sp_run {
 	int prot;
 };
 
+/* A window of pagemap entries, aligned to SP_PM_WIN pages. */
 struct sp_pmwin {
 	uint64_t start;
-	uint32_t n;		/* 0: invalid */
+	uint64_t gen;		/* valid while equal to sp->pm_gen */
+	uint32_t n;
 	uint64_t e[SP_PM_WIN];
 	int16_t nid[SP_PM_WIN];
 };
+
+#define SP_PM_CACHE 512	/* windows cached (direct-mapped): 2 GiB of address space */
 
 /* Test hooks (tests/real_*): see sp_linux_open_opts(). */
 struct sp_linux_opts {
@@ -151,7 +155,8 @@ struct samepage {
 
 	struct sp_run run[SP_PENDING];
 	uint32_t run_old[SP_PENDING][SP_RUN_MAX];	/* records before the run */
-	struct sp_pmwin win[2];		/* [0] sequential, [1] random */
+	struct sp_pmwin *win[SP_PM_CACHE];	/* pagemap cache, lazily allocated */
+	uint64_t pm_gen;			/* bumped at each lock: cache invalid */
 
 	/* VMA budget */
 	long max_map_count;
