@@ -222,6 +222,7 @@ int main(void)
 	pthread_join(tt, NULL);
 
 	long merges = get(sp, "merges"), parked = get(sp, "writers_parked");
+	long aborted = get(sp, "runs_aborted");
 
 	set(sp, "run", 0);
 	for (size_t i = 0; i < npages; i++)
@@ -236,8 +237,9 @@ int main(void)
 	for (size_t i = 0; i < npages; i++)
 		check_page(i, "after close");
 	printf("%.1f s, %zu pages, %ld writes, %ld page checks, %ld merges, "
-	       "%ld writers parked mid-merge: no lost write\n",
-	       now() - t0, npages, atomic_load(&writes), atomic_load(&checks), merges, parked);
+	       "%ld writers parked mid-merge, %ld batches aborted: no lost write\n",
+	       now() - t0, npages, atomic_load(&writes), atomic_load(&checks), merges, parked,
+	       aborted);
 	munmap(mem, npages * ps);
 	free(shadow);
 	return 0;

@@ -131,13 +131,19 @@ static int check_handle(struct samepage *sp)
  * --------------------------------------------------------------------- */
 /*
  * The fault reader: the messages of writers parked on a protected page.
- * Nothing has to be done for them (the merge wakes them when it is done);
- * they are read so that the queue stays short, and counted.
+ * A writer parked on a page of a pending run (see backend.c) gets the run
+ * aborted and goes on at once; other protections (one page being merged
+ * right now) end in a moment by themselves.  A fault that arrives before
+ * its page's run is visible is checked again for a while.
  */
+#define UNRESOLVED 64
+
 static void *reader_main(void *arg)
 {
 	struct samepage *sp = arg;
 	struct uffd_msg msg[32];
+	uint64_t pend[UNRESOLVED], since[UNRESOLVED];
+	int npend = 0;
 
 	for (;;) {
 		struct pollfd pfd[2] = {
@@ -145,22 +151,36 @@ static void *reader_main(void *arg)
 			{ .fd = sp->stop_pipe[0], .events = POLLIN },
 		};
 
-		if (poll(pfd, 2, -1) < 0) {
+		if (poll(pfd, 2, npend ? 1 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (pfd[1].revents)
 			break;
+		uint64_t now = sp_now_ms();
+
+		for (int i = 0; i < npend;) {
+			if (sp_abort_at(sp, pend[i]) || now - since[i] > 100) {
+				pend[i] = pend[--npend];
+				since[i] = since[npend];
+			} else {
+				i++;
+			}
+		}
 		if (pfd[0].revents & POLLIN) {
 			ssize_t got = read(sp->uffd, msg, sizeof(msg));
 
-			if (got > 0) {
-				long faults = 0;
+			for (ssize_t i = 0; got > 0 && i < got / (ssize_t)sizeof(msg[0]); i++) {
+				if (msg[i].event != UFFD_EVENT_PAGEFAULT)
+					continue;
+				atomic_fetch_add(&sp->writers_parked, 1);
+				uint64_t addr = msg[i].arg.pagefault.address;
 
-				for (size_t i = 0; i < (size_t)got / sizeof(msg[0]); i++)
-					faults += msg[i].event == UFFD_EVENT_PAGEFAULT;
-				atomic_fetch_add(&sp->writers_parked, faults);
+				if (!sp_abort_at(sp, addr) && npend < UNRESOLVED) {
+					pend[npend] = addr;
+					since[npend++] = now;
+				}
 			}
 		} else if (pfd[0].revents & (POLLERR | POLLHUP)) {
 			break;
@@ -340,6 +360,7 @@ static void destroy(struct samepage *sp)
 	if (sp->stop_pipe[1] >= 0)
 		close(sp->stop_pipe[1]);
 	pthread_cond_destroy(&sp->wake);
+	pthread_mutex_destroy(&sp->runs_lock);
 	pthread_mutex_destroy(&sp->lock);
 	free(sp);
 }
@@ -358,6 +379,7 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&sp->lock, NULL);
+	pthread_mutex_init(&sp->runs_lock, NULL);
 	pthread_condattr_t ca;
 
 	pthread_condattr_init(&ca);
@@ -858,6 +880,8 @@ int samepage_set(struct samepage *sp, const char *knob, unsigned long value)
  *   store_pages          pages of the store in use (KSM pages + pinned)
  *   merges               pages mapped to a KSM page or the zero page, ever
  *   merge_runs           batched mappings made (one mmap each)
+ *   runs_aborted         batches given up because a writer touched one of
+ *                        their pages before they were mapped
  *   writers_parked       application writes that waited on a page being
  *                        merged (userfaultfd messages read)
  */
@@ -880,6 +904,8 @@ int samepage_get(struct samepage *sp, const char *name, long *value)
 		*value = sp->store_pages;
 	else if (!strcmp(name, "merges"))
 		*value = sp->merges;
+	else if (!strcmp(name, "runs_aborted"))
+		*value = sp->runs_aborted;
 	else if (!strcmp(name, "merge_runs"))
 		*value = sp->merges_flushed_runs;
 	else if (!strcmp(name, "writers_parked"))

@@ -683,16 +683,33 @@ static bool entry_is_zero_page(struct samepage *sp, uint64_t e, uint64_t vpn)
 
 /* ------------------------------------------------------------------------
  * Batched mappings (pending runs).
+ *
+ * A page joins a run (under runs_lock) before it is write-protected, so
+ * that every page we hold protected across engine code is in a run.  This
+ * matters: between two operations the engine may call malloc(), and an
+ * application thread parked on a pending page could hold the malloc lock
+ * (if it registered memory that malloc writes).  So the fault reader thread
+ * aborts a pending run as soon as a writer faults on one of its pages:
+ * it marks the run RUN_ABORTED and removes the protection at once, without
+ * the engine lock; the flush then undoes the run's records (the pages keep
+ * their old mapping, as if they had been written).  A run being mapped
+ * (RUN_MAPPING) is not aborted: its writers are woken in a moment.
  * --------------------------------------------------------------------- */
+enum { RUN_FREE, RUN_PENDING, RUN_MAPPING, RUN_ABORTED };
+
 static bool in_pending(struct samepage *sp, uint64_t vpn)
 {
+	bool found = false;
+
+	pthread_mutex_lock(&sp->runs_lock);
 	for (int k = 0; k < SP_PENDING; k++) {
 		struct sp_run *p = &sp->run[k];
 
-		if (p->n && vpn >= p->vpn && vpn < p->vpn + p->n)
-			return true;
+		if (p->state != RUN_FREE && vpn >= p->vpn && vpn < p->vpn + p->n)
+			found = true;
 	}
-	return false;
+	pthread_mutex_unlock(&sp->runs_lock);
+	return found;
 }
 
 /*
@@ -729,12 +746,22 @@ static void flush_run(struct samepage *sp, int k)
 {
 	struct sp_run *p = &sp->run[k];
 
-	if (!p->n)
-		return;
-	int err = map_protected(sp, p->vpn, p->n, p->anon, p->nid, p->off, p->prot);
+	pthread_mutex_lock(&sp->runs_lock);
+	int state = p->state;
 
+	if (state == RUN_PENDING)
+		p->state = RUN_MAPPING;
+	pthread_mutex_unlock(&sp->runs_lock);
+	if (state == RUN_FREE)
+		return;
+	int err = -EAGAIN;
+
+	if (state == RUN_PENDING && p->n)
+		err = map_protected(sp, p->vpn, p->n, p->anon, p->nid, p->off, p->prot);
 	if (err) {
 		/* undo: the pages keep their old mapping, as if written */
+		if (state == RUN_ABORTED)
+			uffd_wp(sp, p->vpn, p->n, false);
 		for (uint32_t j = 0; j < p->n; j++) {
 			struct sp_range *r = sp_range_find(sp, p->vpn + j);
 
@@ -743,17 +770,24 @@ static void flush_run(struct samepage *sp, int k)
 			uint64_t i = p->vpn + j - r->start;
 			uint32_t rec = r->rec[i];
 
+			if (rec == sp->run_old[k][j])
+				continue;	/* never installed */
 			set_rec(sp, r, i, sp->run_old[k][j]);
 			if (rec_counted(rec))
 				release_slot(sp, rec & REC_SLOT);
 			else if (rec == REC_ANON)
 				ksm_zero_page_unmapped(sp->ksm, sp);
 		}
+		if (state == RUN_ABORTED)
+			sp->runs_aborted++;
 	} else {
 		sp->merges_flushed_runs++;
 		sp->merges += p->n;
 	}
+	pthread_mutex_lock(&sp->runs_lock);
 	p->n = 0;
+	p->state = RUN_FREE;
+	pthread_mutex_unlock(&sp->runs_lock);
 }
 
 int sp_flush(struct samepage *sp)
@@ -763,46 +797,101 @@ int sp_flush(struct samepage *sp)
 	return 0;
 }
 
-/* Page @vpn (protected, checked, record set) joins a run. */
-static void pend_add(struct samepage *sp, uint64_t vpn, bool anon, int nid,
-		     uint64_t off, int prot, uint32_t old)
+/* The fault reader saw a writer parked at @addr: if the page is in a
+ * pending run, abort the run and let the writer go.  Without the engine
+ * lock.  Returns true if the address was in a run. */
+bool sp_abort_at(struct samepage *sp, uint64_t addr)
 {
+	uint64_t vpn = addr >> sp->page_shift;
+	bool found = false;
+
+	pthread_mutex_lock(&sp->runs_lock);
+	for (int k = 0; k < SP_PENDING; k++) {
+		struct sp_run *p = &sp->run[k];
+
+		if ((p->state == RUN_PENDING || p->state == RUN_ABORTED) &&
+		    vpn >= p->vpn && vpn < p->vpn + p->n) {
+			p->state = RUN_ABORTED;
+			uffd_wp(sp, p->vpn, p->n, false);
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&sp->runs_lock);
+	return found;
+}
+
+/* Page @vpn joins a run (before it is protected).  Returns the run. */
+static int run_reserve(struct samepage *sp, uint64_t vpn, bool anon, int nid,
+		       uint64_t off, int prot, uint32_t old)
+{
+	for (int k = 0; k < SP_PENDING; k++)
+		if (sp->run[k].state != RUN_FREE && sp->run[k].n >= SP_RUN_MAX)
+			flush_run(sp, k);
+	pthread_mutex_lock(&sp->runs_lock);
 	int freek = -1;
 
 	for (int k = 0; k < SP_PENDING; k++) {
 		struct sp_run *p = &sp->run[k];
 
-		if (!p->n) {
+		if (p->state == RUN_FREE) {
 			if (freek < 0)
 				freek = k;
 			continue;
 		}
-		if (p->vpn + p->n == vpn && p->anon == anon && p->prot == prot &&
-		    p->n < SP_RUN_MAX &&
-		    (anon || (p->nid == nid && p->off + p->n == off))) {
+		if (p->state == RUN_PENDING && p->vpn + p->n == vpn && p->anon == anon &&
+		    p->prot == prot && (anon || (p->nid == nid && p->off + p->n == off))) {
 			sp->run_old[k][p->n] = old;
 			p->n++;
-			if (p->n == SP_RUN_MAX)
-				flush_run(sp, k);
-			return;
+			pthread_mutex_unlock(&sp->runs_lock);
+			return k;
 		}
 	}
+	pthread_mutex_unlock(&sp->runs_lock);
 	if (freek < 0) {
 		sp_flush(sp);
 		freek = 0;
 	}
-	sp->run[freek] = (struct sp_run){
-		.vpn = vpn, .n = 1, .anon = anon, .nid = nid, .off = off, .prot = prot,
-	};
+	pthread_mutex_lock(&sp->runs_lock);
+	struct sp_run *p = &sp->run[freek];
+
+	p->vpn = vpn;
+	p->anon = anon;
+	p->nid = nid;
+	p->off = off;
+	p->prot = prot;
 	sp->run_old[freek][0] = old;
+	p->n = 1;
+	p->state = RUN_PENDING;
+	pthread_mutex_unlock(&sp->runs_lock);
+	return freek;
 }
 
+/* The merge of @vpn failed before its record changed: leave the run. */
+static void run_unreserve(struct samepage *sp, int k, uint64_t vpn)
+{
+	if (k < 0)
+		return;
+	pthread_mutex_lock(&sp->runs_lock);
+	struct sp_run *p = &sp->run[k];
+
+	if (p->state == RUN_PENDING && p->n && p->vpn + p->n - 1 == vpn) {
+		p->n--;
+		if (!p->n)
+			p->state = RUN_FREE;
+	}
+	pthread_mutex_unlock(&sp->runs_lock);
+}
+
+enum check { CHECK_EQUAL, CHECK_ZERO, CHECK_COPY };
+
 /*
- * Page @i of @r (protected, checked) gets record @rec.  If its old record
- * holds a slot (a KSM page moving to another KSM page), it is mapped now
- * and the old slot released after; otherwise it joins a run.
+ * Merge page @i of @r into record @rec: join a run (or, when the page now
+ * holds a slot, map it at once), write-protect, check the content (equal
+ * to @want; all zeros; or copy it into the new slot of @rec), set the
+ * record.  The caller updates the slot's count on success.
  */
-static int install(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t rec)
+static int merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t rec,
+		      enum check how, const void *want)
 {
 	uint64_t vpn = r->start + i;
 	uint32_t old = r->rec[i];
@@ -810,8 +899,36 @@ static int install(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t
 	uint32_t id = rec & REC_SLOT;
 	int nid = id ? slot_nid(sp, id) : 0;
 	uint64_t off = id ? slot_off(sp, id) : 0;
+	bool now = rec_counted(old) || old == REC_ANON;
+	int k = now ? -1 : run_reserve(sp, vpn, anon, nid, off, r->prot, old);
+	const void *v = vaddr(sp, vpn);
+	bool ok;
 
-	if (rec_counted(old) || old == REC_ANON) {
+	if (uffd_wp(sp, vpn, 1, true)) {
+		run_unreserve(sp, k, vpn);
+		return -EAGAIN;		/* not our mapping any more */
+	}
+	switch (how) {
+	case CHECK_EQUAL:
+		ok = mem_equal(v, want, sp->page);
+		break;
+	case CHECK_ZERO:
+		ok = mem_is_zero(v, sp->page);
+		break;
+	default:
+		/* make_ksm: the slot was chosen anonymous iff the page was zero */
+		ok = mem_is_zero(v, sp->page) == anon;
+		if (ok && !anon)
+			ok = raw_pwrite(sp->store[nid].fd, v, sp->page,
+					(off_t)(off << sp->page_shift)) == (ssize_t)sp->page;
+		break;
+	}
+	if (!ok) {
+		uffd_wp(sp, vpn, 1, false);
+		run_unreserve(sp, k, vpn);
+		return -EAGAIN;
+	}
+	if (now) {
 		int err = map_protected(sp, vpn, 1, anon, nid, off, r->prot);
 
 		if (err)
@@ -825,7 +942,6 @@ static int install(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t
 		return 0;
 	}
 	set_rec(sp, r, i, rec);
-	pend_add(sp, vpn, anon, nid, off, r->prot, old);
 	return 0;
 }
 
@@ -963,20 +1079,11 @@ static int op_merge(void *be, void *mm, uint64_t vpn, const struct sp_page *seen
 		sp_flush(sp);
 	if (!budget_ok(sp, r, i, rec))
 		return -ENOMEM;
-	if (uffd_wp(sp, vpn, 1, true))
-		return -EAGAIN;		/* not ours any more */
-	if (!mem_equal(vaddr(sp, vpn), slot_data(sp, id), sp->page)) {
-		uffd_wp(sp, vpn, 1, false);
-		return -EAGAIN;
-	}
-	s->count++;
-	int err = install(sp, r, i, rec);
+	int err = merge_page(sp, r, i, rec, CHECK_EQUAL, slot_data(sp, id));
 
-	if (err) {
-		s->count--;
-		return err;
-	}
-	return 0;
+	if (!err)
+		s->count++;
+	return err;
 }
 
 static int op_merge_zero(void *be, void *mm, uint64_t vpn, const struct sp_page *seen)
@@ -998,13 +1105,7 @@ static int op_merge_zero(void *be, void *mm, uint64_t vpn, const struct sp_page 
 		sp_flush(sp);
 	if (!budget_ok(sp, r, i, REC_ANON))
 		return -ENOMEM;
-	if (uffd_wp(sp, vpn, 1, true))
-		return -EAGAIN;
-	if (!mem_is_zero(vaddr(sp, vpn), sp->page)) {
-		uffd_wp(sp, vpn, 1, false);
-		return -EAGAIN;
-	}
-	return install(sp, r, i, REC_ANON);
+	return merge_page(sp, r, i, REC_ANON, CHECK_ZERO, NULL);
 }
 
 static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *seen,
@@ -1025,20 +1126,24 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 	if (in_pending(sp, vpn))
 		sp_flush(sp);
 	/* consecutive store offsets for consecutive pages */
+	pthread_mutex_lock(&sp->runs_lock);
 	for (int k = 0; k < SP_PENDING; k++) {
 		struct sp_run *p = &sp->run[k];
 
-		if (p->n && !p->anon && p->nid == nid && p->vpn + p->n == vpn)
+		if (p->state == RUN_PENDING && !p->anon && p->nid == nid &&
+		    p->vpn + p->n == vpn)
 			hint = (int64_t)(p->off + p->n);
 	}
+	pthread_mutex_unlock(&sp->runs_lock);
 	if (hint < 0 && i > 0 && rec_file(r->rec[i - 1]) &&
 	    slot_nid(sp, r->rec[i - 1] & REC_SLOT) == nid)
 		hint = (int64_t)slot_off(sp, r->rec[i - 1] & REC_SLOT) + 1;
 
-	/* budget: as if it became the slot we hope for (zero: anonymous) */
+	/* zero content is mapped anonymously (checked again once protected) */
+	bool zero = mem_is_zero(vaddr(sp, vpn), sp->page);
 	uint32_t guess;
 
-	if (mem_is_zero(vaddr(sp, vpn), sp->page))
+	if (zero)
 		guess = REC_ANON | 1;
 	else if (hint >= 0 && (uint64_t)hint < sp->store[nid].cap)
 		guess = slot_id(sp, nid, (uint64_t)hint);
@@ -1046,42 +1151,22 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 		guess = slot_id(sp, nid, sp->store[nid].cap - 1);
 	if (!budget_ok(sp, r, i, guess))
 		return -ENOMEM;
-
-	if (uffd_wp(sp, vpn, 1, true))
-		return -EAGAIN;
+	/* allocate before protecting: no malloc while a page is protected */
 	uint32_t id = alloc_slot(sp, nid, hint);
 
-	if (!id) {
-		uffd_wp(sp, vpn, 1, false);
+	if (!id)
 		return -ENOMEM;
-	}
 	struct sp_slot *s = slot_get(sp, id);
-	const void *src = vaddr(sp, vpn);
-	uint32_t rec;
 
-	if (mem_is_zero(src, sp->page)) {
-		/* the hole already reads zeros; map anonymously */
-		s->flags |= SLOT_ZERO;
-		rec = REC_ANON | id;
-	} else {
-		struct sp_store *st = &sp->store[nid];
-		ssize_t w = raw_pwrite(st->fd, src, sp->page,
-				   (off_t)(slot_off(sp, id) << sp->page_shift));
-
-		if (w != (ssize_t)sp->page) {
-			uffd_wp(sp, vpn, 1, false);
-			free_unused_slot(sp, id);
-			return w < 0 && errno == EFAULT ? -EAGAIN : -ENOMEM;
-		}
-		rec = id;
-	}
-	s->count = 1;
-	int err = install(sp, r, i, rec);
+	if (zero)
+		s->flags |= SLOT_ZERO;	/* the hole already reads zeros */
+	int err = merge_page(sp, r, i, zero ? (REC_ANON | id) : id, CHECK_COPY, NULL);
 
 	if (err) {
 		free_unused_slot(sp, id);
 		return err;
 	}
+	s->count = 1;
 	*kpfn = id;
 	return 0;
 }

@@ -104,9 +104,10 @@ struct sp_range {
 	uint32_t *rec;		/* end - start records */
 };
 
-struct sp_run {
+struct sp_run {			/* all fields under runs_lock */
+	int state;		/* RUN_FREE, RUN_PENDING, RUN_MAPPING, RUN_ABORTED */
 	uint64_t vpn;		/* first page */
-	uint32_t n;		/* 0: unused */
+	uint32_t n;
 	bool anon;		/* anonymous mapping (zero content) */
 	int nid;		/* store of a file run */
 	uint64_t off;		/* store offset of the first page */
@@ -153,6 +154,7 @@ struct samepage {
 	struct sp_range *ranges;
 	size_t nranges, cranges;
 
+	pthread_mutex_t runs_lock;	/* run[]: shared with the fault reader */
 	struct sp_run run[SP_PENDING];
 	uint32_t run_old[SP_PENDING][SP_RUN_MAX];	/* records before the run */
 	struct sp_pmwin *win[SP_PM_CACHE];	/* pagemap cache, lazily allocated */
@@ -169,6 +171,7 @@ struct samepage {
 	long store_pages;		/* slots in use (all nodes) */
 	long merges_flushed_runs;
 	long merges;			/* pages mapped to a KSM or zero page */
+	long runs_aborted;		/* runs given up for a parked writer */
 	atomic_long writers_parked;	/* uffd fault messages read */
 
 	/* threads */
@@ -188,6 +191,7 @@ extern const struct sp_backend_ops sp_linux_ops;
 int sp_store_init(struct samepage *sp);
 void sp_store_fini(struct samepage *sp);
 int sp_flush(struct samepage *sp);
+bool sp_abort_at(struct samepage *sp, uint64_t addr);
 void sp_cache_invalidate(struct samepage *sp);
 struct sp_range *sp_range_find(struct samepage *sp, uint64_t vpn);
 int sp_uffd_register(struct samepage *sp, uint64_t vpn, uint64_t n);
