@@ -37,7 +37,7 @@ test-fast: $(BUILD)/samepage
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 demo: $(BUILD)/samepage
-	$(BUILD)/samepage demo
+	$(BUILD)/samepage demo --sim
 
 bench: $(BUILD)/samepage
 	$(BUILD)/samepage bench --sim
