@@ -74,6 +74,7 @@ struct bench_result {
 	double fill_seconds;		/* writing the workload's content */
 	long pss_before_kb, pss_after_kb;	/* this process, smaps_rollup */
 	long avail_before_kb, avail_after_kb;	/* MemAvailable */
+	double loadavg;			/* 1-minute load average at the start */
 	long content_errors;		/* pages that did not read back their content */
 };
 void bench_result_init(struct bench_result *r);
@@ -106,6 +107,7 @@ double bench_thread_cpu(void);			/* this thread's CPU seconds */
 double bench_task_cpu(int pid, int tid);	/* a task's CPU seconds, <0 if gone */
 long bench_meminfo_kb(const char *field);	/* /proc/meminfo, -1 if unknown */
 long bench_pss_kb(void);			/* /proc/self/smaps_rollup Pss */
+double bench_loadavg(void);			/* 1-minute load average, -1 */
 void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern bool bench_quiet;			/* no progress lines */
 

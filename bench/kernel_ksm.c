@@ -333,6 +333,7 @@ int bench_kernel_run(const struct bench_opts *o, struct bench_result *r)
 	struct bench_converge c;
 	bool converged = false;
 
+	r->loadavg = bench_loadavg();
 	bench_progress("kernel: run=1 (pages_to_scan %lu, sleep_millisecs 0)",
 		       o->pages_to_scan);
 	double t0 = bench_now();

@@ -123,6 +123,7 @@ int bench_real_run(const struct bench_opts *o, struct bench_result *r)
 	struct bench_converge c;
 	bool converged = false;
 
+	r->loadavg = bench_loadavg();
 	bench_progress("real: run=1 (pages_to_scan %lu, sleep_millisecs 0)",
 		       o->pages_to_scan);
 	double self0 = bench_thread_cpu(), proc0 = process_cpu();

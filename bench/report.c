@@ -76,6 +76,7 @@ static int make_rows(const struct bench_opts *o, const struct bench_result *sp,
 	    TARGET_BYTES_PER_RMAP_ITEM);
 	ROW("metadata_bytes_per_page", "B", metadata_bytes_per_page, 1, TARGET_NONE, 0);
 	ROW("fill_seconds", "s", fill_seconds, 3, TARGET_NONE, 0);
+	ROW("loadavg", "", loadavg, 2, TARGET_NONE, 0);
 #undef ROW
 	rows[n++] = (struct row){ "memory_saved_kb", "KiB",
 				  kb_saved(sp->ran, sp->pss_before_kb, sp->pss_after_kb),
@@ -189,6 +190,9 @@ void bench_print_table(const struct bench_opts *o, const struct bench_result *sp
 		printf("\nsamepage: %ld findings of the content and consistency checks (on stderr)!\n",
 		       sp->content_errors);
 	printf("\nscan_us_per_page = scanner CPU / pages scanned; ratio = samepage / kernel.\n");
+	if ((sp->ran && sp->loadavg > 1.0) || (k->ran && k->loadavg > 1.0))
+		printf("The machine was busy (loadavg above 1 at the start of a run): "
+		       "wall times are unreliable.\n");
 	if (o->sim)
 		printf("The samepage column is the engine on the simulated machine: its "
 		       "times are the engine's own cost,\nnot comparable with the "

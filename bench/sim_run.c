@@ -6,8 +6,11 @@
  * One NUMA node, one address space per region.  The sim's `seq` content is
  * its own (not the bytes of workload.c) but has the same structure, page i
  * equal in every region and nothing else equal, which is all the counters
- * depend on.  The scanner runs exactly as ksmd would (sim_scan, batches of
- * pages_to_scan); only the time inside those calls is the scanner's CPU.
+ * depend on.  The scanner runs as ksmd does, one batch of pages_to_scan
+ * after the other (ksm_do_scan, which ends a batch early at the end of a
+ * full scan, so the counters are read exactly at each scan's end); only the
+ * time inside those calls is the scanner's CPU.  With sleep_millisecs 0 the
+ * simulator's clock would not advance between batches anyway.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -106,6 +109,7 @@ int bench_sim_run(const struct bench_opts *o, struct bench_result *r)
 	bool converged = false;
 	double cpu = 0;
 
+	r->loadavg = bench_loadavg();
 	bench_progress("sim: run=1 (pages_to_scan %lu, sleep_millisecs 0)",
 		       o->pages_to_scan);
 	double t0 = bench_now();
@@ -116,7 +120,7 @@ int bench_sim_run(const struct bench_opts *o, struct bench_result *r)
 	while (!converged) {
 		double c0 = bench_thread_cpu();
 
-		err = sim_scan(s, o->pages_to_scan);
+		err = ksm_do_scan(ksm, o->pages_to_scan, NULL);
 		cpu += bench_thread_cpu() - c0;
 		if (err) {
 			fprintf(stderr, "bench: sim: scan: %s\n", strerror(-err));

@@ -108,6 +108,19 @@ long bench_pss_kb(void)
 	return read_kb_field("/proc/self/smaps_rollup", "Pss");
 }
 
+double bench_loadavg(void)
+{
+	FILE *f = fopen("/proc/loadavg", "r");
+	double load = -1;
+
+	if (f) {
+		if (fscanf(f, "%lf", &load) != 1)
+			load = -1;
+		fclose(f);
+	}
+	return load;
+}
+
 void bench_progress(const char *fmt, ...)
 {
 	va_list ap;
@@ -133,6 +146,7 @@ void bench_result_init(struct bench_result *r)
 	r->pss_before_kb = r->pss_after_kb = -1;
 	r->avail_before_kb = r->avail_after_kb = -1;
 	r->content_errors = -1;
+	r->loadavg = -1;
 }
 
 void bench_converge_init(struct bench_converge *c, long full_scans,
