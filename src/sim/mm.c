@@ -450,6 +450,9 @@ int sim_mmap(struct sim *s, const char *name, uint64_t vpn, uint64_t npages,
 		err = range_ok(vpn, npages);
 	if (err)
 		return err;
+	/* the scanner walks a range page by page: keep them sane */
+	if (npages > SIM_MAX_MAP_PAGES)
+		return -ENOMEM;
 	v.start = vpn;
 	v.end = vpn + npages;
 	v.mergeable = mergeable;

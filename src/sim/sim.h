@@ -52,6 +52,7 @@ struct sim;
 #define SIM_MIN_PAGE_SIZE	64
 #define SIM_MAX_PAGE_SIZE	65536
 #define SIM_VPN_LIMIT		(1ull << 36)	/* VPN + NPAGES <= this */
+#define SIM_MAX_MAP_PAGES	(1ull << 24)	/* one mmap (larger: -ENOMEM) */
 #define SIM_NAME_MAX		32		/* mm names, with the NUL */
 
 /* The default of --seed. */
