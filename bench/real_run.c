@@ -17,6 +17,8 @@
 #include <time.h>
 
 #include "bench.h"
+#include "ksm.h"
+#include "linux_internal.h"	/* sp_linux_ksm(): the engine's metadata size */
 #include "samepage.h"
 
 static long counter(struct samepage *sp, const char *name)
@@ -181,6 +183,11 @@ int bench_real_run(const struct bench_opts *o, struct bench_result *r)
 
 	/* Stop the scanner (keeping the merges), then read everything back. */
 	samepage_set(sp, "run", 0);
+	if (items > 0) {
+		/* the scanner is idle now: nothing changes the engine under us */
+		r->metadata_bytes_per_page =
+			(double)ksm_metadata_bytes(sp_linux_ksm(sp)) / (double)items;
+	}
 	r->content_errors = verify(regions, o, &l);
 
 out_free:
