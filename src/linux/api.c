@@ -503,7 +503,28 @@ void *sp_linux_mm(struct samepage *sp)
 /* ------------------------------------------------------------------------
  * Ranges (sorted, disjoint).
  * --------------------------------------------------------------------- */
-static int range_insert(struct samepage *sp, uint64_t start, uint64_t end, int prot)
+/* Join ranges i and i+1 if they touch and have the same protection. */
+static void range_join(struct samepage *sp, size_t i)
+{
+	struct sp_range *a = &sp->ranges[i], *b = &sp->ranges[i + 1];
+
+	if (a->end != b->start || a->prot != b->prot)
+		return;
+	uint32_t *rec = realloc(a->rec, (b->end - a->start) * sizeof(*rec));
+
+	if (!rec)
+		return;
+	memcpy(rec + (a->end - a->start), b->rec, (b->end - b->start) * sizeof(*rec));
+	free(b->rec);
+	a->rec = rec;
+	a->end = b->end;
+	memmove(b, b + 1, (sp->nranges - i - 2) * sizeof(*b));
+	sp->nranges--;
+}
+
+/* Insert [start, end) with its records @rec (taken over); no coalescing. */
+static int range_insert_rec(struct samepage *sp, uint64_t start, uint64_t end, int prot,
+			    uint32_t *rec)
 {
 	if (sp->nranges == sp->cranges) {
 		size_t c = sp->cranges ? sp->cranges * 2 : 16;
@@ -514,10 +535,6 @@ static int range_insert(struct samepage *sp, uint64_t start, uint64_t end, int p
 		sp->ranges = r;
 		sp->cranges = c;
 	}
-	uint32_t *rec = calloc(end - start, sizeof(*rec));
-
-	if (!rec)
-		return -ENOMEM;
 	size_t i = 0;
 
 	while (i < sp->nranges && sp->ranges[i].start < start)
@@ -525,6 +542,26 @@ static int range_insert(struct samepage *sp, uint64_t start, uint64_t end, int p
 	memmove(&sp->ranges[i + 1], &sp->ranges[i], (sp->nranges - i) * sizeof(*sp->ranges));
 	sp->ranges[i] = (struct sp_range){ .start = start, .end = end, .prot = prot, .rec = rec };
 	sp->nranges++;
+	return 0;
+}
+
+static int range_insert(struct samepage *sp, uint64_t start, uint64_t end, int prot)
+{
+	uint32_t *rec = calloc(end - start, sizeof(*rec));
+
+	if (!rec || range_insert_rec(sp, start, end, prot, rec)) {
+		free(rec);
+		return -ENOMEM;
+	}
+	size_t i = 0;
+
+	while (sp->ranges[i].start != start)
+		i++;
+	/* coalesce with the neighbours, so that ranges do not fragment */
+	if (i + 1 < sp->nranges)
+		range_join(sp, i);
+	if (i > 0)
+		range_join(sp, i - 1);
 	return 0;
 }
 
@@ -560,13 +597,18 @@ static int range_remove(struct samepage *sp, uint64_t start, uint64_t end)
 			uint32_t *old = r->rec;
 			uint64_t old_start = r->start;
 
-			r->end = a;
-			if (range_insert(sp, tail_start, tail_end, prot))
-				return -ENOMEM;
-			struct sp_range *t = sp_range_find(sp, tail_start);
+			uint32_t *tail = malloc((tail_end - tail_start) * sizeof(*tail));
 
-			memcpy(t->rec, old + (tail_start - old_start),
+			if (!tail)
+				return -ENOMEM;
+			memcpy(tail, old + (tail_start - old_start),
 			       (tail_end - tail_start) * sizeof(*old));
+			if (range_insert_rec(sp, tail_start, tail_end, prot, tail)) {
+				free(tail);
+				return -ENOMEM;
+			}
+			r = &sp->ranges[i];	/* (the array may have moved) */
+			r->end = a;
 		}
 		i++;
 	}
