@@ -971,7 +971,11 @@ static void describe_slot(struct samepage *sp, uint32_t id, struct sp_page *pg)
 		pg->kind = SP_PAGE_NONE;
 		return;
 	}
-	s->nid = (int16_t)query_slot_nid(sp, id);
+	if (s->nid_gen != (uint32_t)sp->pm_gen) {
+		/* one move_pages() per slot and lock hold */
+		s->nid = (int16_t)query_slot_nid(sp, id);
+		s->nid_gen = (uint32_t)sp->pm_gen;
+	}
 	pg->kind = SP_PAGE_KSM;
 	pg->pfn = id;
 	pg->nid = s->nid;

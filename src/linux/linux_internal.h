@@ -85,6 +85,7 @@ struct sp_slot {
 	uint32_t count;			/* exact number of mappings we made */
 	uint8_t flags;
 	int16_t nid;			/* last node seen */
+	uint32_t nid_gen;		/* ... during this lock hold (pm_gen) */
 };
 
 struct sp_store {
