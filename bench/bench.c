@@ -3,7 +3,8 @@
  * bench.c - `samepage bench`: options, then the runs, then the report.
  *
  *   samepage bench [--sim] [--json] [--regions N] [--pages N]
- *                  [--pages-to-scan N] [--timeout S] [--no-kernel] [--quiet]
+ *                  [--pages-to-scan N] [--repeat N] [--timeout S]
+ *                  [--no-kernel] [--quiet]
  *
  * Exit status: 0 the runs completed and samepage's counters equal the
  * kernel's (or, without the kernel, the expected ones); 1 a run failed,
@@ -12,6 +13,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,8 @@
 
 static const char usage_text[] =
 "usage: samepage bench [--sim] [--json] [--regions N] [--pages N]\n"
-"                      [--pages-to-scan N] [--timeout S] [--no-kernel] [--quiet]\n"
+"                      [--pages-to-scan N] [--repeat N] [--timeout S]\n"
+"                      [--no-kernel] [--quiet]\n"
 "\n"
 "Merge the reference workload with samepage and, in the same run, with the\n"
 "kernel's KSM, and print the figures side by side (samepage | kernel | ratio).\n"
@@ -36,6 +39,8 @@ static const char usage_text[] =
 "  --regions N        regions / address spaces (default 8)\n"
 "  --pages N          pages per region (default 32768)\n"
 "  --pages-to-scan N  pages per scanner batch (default 100000)\n"
+"  --repeat N         run each side N times, alternating, and report the\n"
+"                     median of each time (default 1)\n"
 "  --timeout S        give up converging after S seconds (default 600)\n"
 "  --no-kernel        do not run the kernel's KSM\n"
 "  --quiet            no progress lines on stderr\n"
@@ -76,22 +81,26 @@ struct num_opt {
 	unsigned long min, max;
 };
 
+#define BENCH_MAX_REPEAT 25
+
 static const struct num_opt num_opts[] = {
 	{ "--regions", 1, 4096 },
 	{ "--pages", 1, 1UL << 26 },
 	{ "--pages-to-scan", 1, UINT_MAX },
 	{ "--timeout", 1, 86400 },
+	{ "--repeat", 1, BENCH_MAX_REPEAT },
 };
 
 static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
 {
-	unsigned long *targets[4], timeout = 600, regions = 8, pages = 32768;
-	unsigned long pts = 100000;
+	unsigned long *targets[5], timeout = 600, regions = 8, pages = 32768;
+	unsigned long pts = 100000, repeat = 1;
 
 	targets[0] = &regions;
 	targets[1] = &pages;
 	targets[2] = &pts;
 	targets[3] = &timeout;
+	targets[4] = &repeat;
 	memset(o, 0, sizeof(*o));
 	o->kernel = true;
 	*help = false;
@@ -145,6 +154,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
 	o->pages = pages;
 	o->pages_to_scan = pts;
 	o->timeout_s = (unsigned int)timeout;
+	o->repeat = (unsigned int)repeat;
 
 	/* Each run holds the whole workload in memory, one run at a time. */
 	double need_kb = (double)o->regions * (double)o->pages * (BENCH_PAGE_SIZE / 1024);
@@ -180,6 +190,56 @@ static bool counters_agree(const struct bench_opts *o, const struct bench_result
 	return false;
 }
 
+/*
+ * The figures that vary from run to run: with --repeat, each is the median
+ * of the runs (the counters must not vary: every run is checked).
+ */
+static const size_t timed_fields[] = {
+	offsetof(struct bench_result, converge_seconds),
+	offsetof(struct bench_result, settled_seconds),
+	offsetof(struct bench_result, cpu_seconds),
+	offsetof(struct bench_result, scan_us_per_page),
+	offsetof(struct bench_result, fill_seconds),
+	offsetof(struct bench_result, loadavg),
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* @out = the last run that ran, with every timed field the median of all. */
+static void combine_runs(const struct bench_result *runs, unsigned int n,
+			 struct bench_result *out)
+{
+	double v[BENCH_MAX_REPEAT];
+	unsigned int ran = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		if (runs[i].ran)
+			*out = runs[i], ran++;
+	if (ran < 2)
+		return;
+	for (size_t f = 0; f < sizeof(timed_fields) / sizeof(timed_fields[0]); f++) {
+		unsigned int k = 0;
+
+		for (unsigned int i = 0; i < n; i++) {
+			double x;
+
+			memcpy(&x, (const char *)&runs[i] + timed_fields[f], sizeof(x));
+			if (runs[i].ran && x >= 0)
+				v[k++] = x;
+		}
+		if (k == 0)
+			continue;
+		qsort(v, k, sizeof(v[0]), cmp_double);
+		double med = k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+		memcpy((char *)out + timed_fields[f], &med, sizeof(med));
+	}
+}
+
 int cmd_bench(int argc, char **argv)
 {
 	struct bench_opts o;
@@ -196,40 +256,57 @@ int cmd_bench(int argc, char **argv)
 		return 0;
 	}
 
+	struct bench_result sp_runs[BENCH_MAX_REPEAT], k_runs[BENCH_MAX_REPEAT];
+	unsigned int nruns = 0;
+
 	bench_result_init(&sp);
 	bench_result_init(&k);
-	if (o.kernel) {
-		err = bench_kernel_run(&o, &k);
+	for (unsigned int i = 0; i < o.repeat; i++) {
+		if (o.repeat > 1)
+			bench_progress("run %u of %u", i + 1, o.repeat);
+		bench_result_init(&k_runs[i]);
+		if (o.kernel) {
+			err = bench_kernel_run(&o, &k_runs[i]);
+			if (err) {
+				fprintf(stderr, "samepage bench: the kernel's run failed: %s\n",
+					strerror(-err));
+				status = 1;
+			}
+			if (!k_runs[i].ran)
+				bench_progress("kernel: skipped: %s", k_runs[i].why_not);
+		} else {
+			snprintf(k_runs[i].why_not, sizeof(k_runs[i].why_not), "--no-kernel");
+		}
+
+		struct bench_result *r = &sp_runs[i];
+
+		err = o.sim ? bench_sim_run(&o, r) : bench_real_run(&o, r);
 		if (err) {
-			fprintf(stderr, "samepage bench: the kernel's run failed: %s\n",
+			fprintf(stderr, "samepage bench: the samepage run failed: %s\n",
 				strerror(-err));
 			status = 1;
 		}
-		if (!k.ran)
-			bench_progress("kernel: skipped: %s", k.why_not);
-	} else {
-		snprintf(k.why_not, sizeof(k.why_not), "--no-kernel");
-	}
-
-	err = o.sim ? bench_sim_run(&o, &sp) : bench_real_run(&o, &sp);
-	if (err) {
-		fprintf(stderr, "samepage bench: the samepage run failed: %s\n",
-			strerror(-err));
-		status = 1;
-	}
-	if (sp.ran) {
-		if (!counters_agree(&o, &sp, &k))
+		if (r->ran) {
+			if (!counters_agree(&o, r, &k_runs[i]))
+				status = 1;
+			if (r->content_errors > 0)
+				status = 1;
+			if (r->converge_seconds < 0)
+				status = 1;	/* did not converge */
+		} else {
+			if (!err)
+				fprintf(stderr, "samepage bench: samepage could not run: %s\n",
+					r->why_not);
 			status = 1;
-		if (sp.content_errors > 0)
-			status = 1;
-		if (sp.converge_seconds < 0)
-			status = 1;	/* did not converge */
-	} else {
-		if (!err)
-			fprintf(stderr, "samepage bench: samepage could not run: %s\n",
-				sp.why_not);
-		status = 1;
+		}
+		nruns++;
+		if (status)
+			break;		/* a failure: report that run as it is */
 	}
+	k = k_runs[0];
+	sp = sp_runs[0];
+	combine_runs(k_runs, nruns, &k);
+	combine_runs(sp_runs, nruns, &sp);
 
 	if (o.json)
 		bench_print_json(&o, &sp, &k);

@@ -32,6 +32,7 @@ struct bench_opts {
 	unsigned long pages;		/* pages per region */
 	unsigned long pages_to_scan;
 	unsigned int timeout_s;		/* give up converging after this long */
+	unsigned int repeat;		/* runs per side; times are their medians */
 };
 
 /*

@@ -164,8 +164,11 @@ void bench_print_table(const struct bench_opts *o, const struct bench_result *sp
 	       (unsigned long)((double)o->regions * (double)o->pages *
 			       BENCH_PAGE_SIZE / (1024 * 1024)),
 	       o->pages_to_scan);
-	printf("expected (kernel rules): pages_shared %ld, pages_sharing %ld\n\n",
+	printf("expected (kernel rules): pages_shared %ld, pages_sharing %ld\n",
 	       exp_shared, exp_sharing);
+	if (o->repeat > 1)
+		printf("times: the median of %u runs per side, alternating\n", o->repeat);
+	putchar('\n');
 	printf("%-24s %14s %14s %9s   %s\n", "", "samepage", "kernel",
 	       "ratio", "target");
 	for (int i = 0; i < n; i++) {
@@ -245,9 +248,9 @@ void bench_print_json(const struct bench_opts *o, const struct bench_result *sp,
 	bench_expected(o, &exp_shared, &exp_sharing);
 	printf("{\"mode\": \"%s\", ", mode_name(o));
 	printf("\"workload\": {\"regions\": %u, \"pages\": %lu, \"page_size\": %lu, "
-	       "\"pages_to_scan\": %lu, \"sleep_millisecs\": 0, "
+	       "\"pages_to_scan\": %lu, \"sleep_millisecs\": 0, \"repeat\": %u, "
 	       "\"expected_pages_shared\": %ld, \"expected_pages_sharing\": %ld}, ",
-	       o->regions, o->pages, BENCH_PAGE_SIZE, o->pages_to_scan,
+	       o->regions, o->pages, BENCH_PAGE_SIZE, o->pages_to_scan, o->repeat,
 	       exp_shared, exp_sharing);
 	printf("\"ran\": %s, ", sp->ran ? "true" : "false");
 	if (!sp->ran) {
