@@ -24,8 +24,8 @@
 
 #include "sim.h"
 
-#define ROUNDS		8
-#define OPS_PER_ROUND	600
+#define ROUNDS		16
+#define OPS_PER_ROUND	1500
 #define TIME_LIMIT_S	40
 #define NR_NAMES	6
 #define HISTORY		40
@@ -47,6 +47,7 @@ static unsigned int below(unsigned int n)
 	return n ? (unsigned int)(next() % n) : 0;
 }
 
+static unsigned long nr_ok, nr_failed;	/* commands that worked / got an errno */
 static char history[HISTORY][160];
 static unsigned int nr_history;
 static const char *ignore;
@@ -92,6 +93,10 @@ static int cmd(struct round *r, const char *fmt, ...)
 	if (trace)
 		fprintf(stderr, "%s\n", line);
 	ret = sim_run_line(r->s, line);
+	if (ret == SIM_OK)
+		nr_ok++;
+	else if (ret == SIM_FAILED)
+		nr_failed++;
 	if (ret == SIM_USAGE) {
 		fprintf(stderr, "generator bug: '%s': %s\n", line, sim_error(r->s));
 		r->findings++;
@@ -362,6 +367,8 @@ int main(void)
 		if ((double)clock() / CLOCKS_PER_SEC > TIME_LIMIT_S)
 			break;
 	}
+	printf("sim_random_stress: %lu commands done, %lu refused with an errno\n",
+	       nr_ok, nr_failed);
 	if (bad)
 		fprintf(stderr, "sim_random_stress: FAILED with seed %llu\n",
 			(unsigned long long)seed);

@@ -141,6 +141,7 @@ static int be_merge(void *be, void *mmp, uint64_t vpn,
 	vp->pfn = (uint32_t)kpfn;
 	vp->writable = 0;
 	kf->mapcount++;
+	frame_revive(s, kpfn);	/* a KSM page may come back from swap cache */
 	f->mapcount--;
 	frame_release(s, old);
 	return 0;

@@ -304,6 +304,21 @@ void frame_release(struct sim *s, uint64_t pfn)
 	}
 }
 
+/*
+ * A lingering swap-cache frame got a mapping again: the engine still knew
+ * it as a valid KSM page (its back pointer was never cleared) and merged
+ * a page into it.  It is an ordinary mapped frame from now on.
+ */
+void frame_revive(struct sim *s, uint64_t pfn)
+{
+	struct frame *f = frame_of(s, pfn);
+
+	if (!f || !(f->flags & FRAME_LINGER))
+		return;
+	f->flags &= (uint8_t)~(FRAME_LINGER | FRAME_SWAPCACHE);
+	s->nodes[pfn_nid(s, pfn)].nr_lingering--;
+}
+
 const unsigned char *frame_data(const struct sim *s, const struct frame *f)
 {
 	return f->content ? f->content->data : s->zero_page;

@@ -188,6 +188,7 @@ int frame_write_byte(struct sim *s, struct frame *f, size_t off, uint8_t val);
 void frame_set_content(struct sim *s, struct frame *f, struct blob *b);
 int frame_copy(struct sim *s, uint64_t from, int node, bool fallback, uint64_t *pfn);
 bool frame_is_lingering(const struct frame *f);
+void frame_revive(struct sim *s, uint64_t pfn);	/* lingering -> mapped */
 void blob_put(struct blob *b);
 int content_blob(struct sim *s, int kind, uint8_t byte, uint64_t arg,
 		 struct blob **bp);	/* a reference to the content of a fill */
