@@ -697,19 +697,20 @@ static bool entry_is_zero_page(struct samepage *sp, uint64_t e, uint64_t vpn)
  * --------------------------------------------------------------------- */
 enum { RUN_FREE, RUN_PENDING, RUN_MAPPING, RUN_ABORTED };
 
+/*
+ * Is @vpn in a run?  vpn and n of a run are written only by the engine side
+ * (under the engine lock and runs_lock), so the engine side reads them
+ * without runs_lock; the fault reader only ever changes state.
+ */
 static bool in_pending(struct samepage *sp, uint64_t vpn)
 {
-	bool found = false;
-
-	pthread_mutex_lock(&sp->runs_lock);
 	for (int k = 0; k < SP_PENDING; k++) {
 		struct sp_run *p = &sp->run[k];
 
-		if (p->state != RUN_FREE && vpn >= p->vpn && vpn < p->vpn + p->n)
-			found = true;
+		if (p->n && vpn >= p->vpn && vpn < p->vpn + p->n)
+			return true;
 	}
-	pthread_mutex_unlock(&sp->runs_lock);
-	return found;
+	return false;
 }
 
 /*
@@ -825,7 +826,7 @@ static int run_reserve(struct samepage *sp, uint64_t vpn, bool anon, int nid,
 		       uint64_t off, int prot, uint32_t old)
 {
 	for (int k = 0; k < SP_PENDING; k++)
-		if (sp->run[k].state != RUN_FREE && sp->run[k].n >= SP_RUN_MAX)
+		if (sp->run[k].n >= SP_RUN_MAX)
 			flush_run(sp, k);
 	pthread_mutex_lock(&sp->runs_lock);
 	int freek = -1;
