@@ -69,7 +69,7 @@ int ksm_unmerge_range(struct ksm *ksm, void *mm, uint64_t start, uint64_t end);
  * Scanning.  ksm_do_scan() is one ksmd batch: up to @npages pages, ending
  * early at the end of a full scan.  It scans whatever the value of run (the
  * callers decide when to call it).  *@done (may be NULL) gets the number of
- * pages visited (scanned or skipped).  Returns 0 or a negative errno.
+ * pages scanned (smart scan skips are not counted, as in pages_scanned).  Returns 0 or a negative errno.
  * ksm_scan_full() runs batches of pages_to_scan until @nscans more full
  * scans completed, or until a full scan finds no page at all.
  */
