@@ -53,6 +53,20 @@
  *   Slots are reused (hole-punched) only when their count is known to be
  *   zero.  After fork() the child may map any slot in use: those slots are
  *   pinned for ever (pthread_atfork).
+ *
+ *   What the application must not do with registered memory (the library
+ *   cannot see it): pin it for device or io_uring I/O (a merged pinned page
+ *   silently loses the device's writes); munmap, mremap, mprotect, mlock or
+ *   MADV_DONTNEED/MADV_FREE it behind the library's back (use
+ *   samepage_free, or SAMEPAGE_UNMERGEABLE first: MADV_DONTNEED on a merged
+ *   page brings back the store's content, not zeros).  Ranges that are
+ *   locked, wipe-on-fork, dont-fork/dont-dump, hugetlb, shared, executable,
+ *   sealed, grow-down, or userfaultfd'd by the application are never
+ *   registered (madvise returns 0 for them, as the kernel does).
+ *
+ *   Counters of our own (samepage_get): vma_budget_refusals, vmas,
+ *   store_pages, merges, merge_runs, runs_aborted, writers_parked (see
+ *   samepage_get() in api.c).
  */
 #ifndef SAMEPAGE_LINUX_INTERNAL_H
 #define SAMEPAGE_LINUX_INTERNAL_H
