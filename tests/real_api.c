@@ -22,12 +22,6 @@ static void report(void *arg, const char *finding)
 
 static void engine_consistent(struct samepage *sp)
 {
-	/*
-	 * One page into the next pass first: right after a pass ends the
-	 * engine's checker still flags the finished pass's unstable items
-	 * (reported to the engine's owner).
-	 */
-	CHECK_EQ(samepage_scan(sp, 1), 0);
 	sp_lock(sp);
 	int findings = ksm_check(sp_linux_ksm(sp), report, NULL);
 	sp_unlock(sp);

@@ -51,7 +51,6 @@ static void report(void *arg, const char *finding)
 
 static void consistent(struct samepage *sp)
 {
-	CHECK_EQ(samepage_scan(sp, 1), 0);	/* (see real_api.c) */
 	sp_lock(sp);
 	int n = ksm_check(sp_linux_ksm(sp), report, NULL);
 	sp_unlock(sp);
