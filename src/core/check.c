@@ -119,8 +119,8 @@ static void check_page_node(struct checker *ck, const struct stable_node *node)
 		ck->sharing += n - 1;
 	}
 	ck->stable_items += n;
-	if (node_valid(ck, node, &pg) && pg.kind != SP_PAGE_KSM)
-		finding(ck, "stable node's page is not a KSM page", (long)node->kpfn, NOARG);
+	if (node_valid(ck, node, &pg) && node->key != ksm_page_key(pg.data))
+		finding(ck, "stable node's cached key differs from its page", (long)node->kpfn, NOARG);
 }
 
 static int cmp_pages(struct ksm *ksm, const struct sp_page *a, const struct sp_page *b)

@@ -182,6 +182,9 @@ struct stable_node {
 	struct list_head dups;		/* is_chain: its dups, candidates first */
 	uint64_t kpfn;			/* !is_chain: the KSM page (may be on another
 					 * node than nid after a migration) */
+	uint64_t key;			/* first 8 bytes of the page, big-endian: the
+					 * tree order without touching the page (KSM
+					 * pages never change; a chain has its dups') */
 	uint64_t chain_prune_time;	/* is_chain: last full prune (ms) */
 	int rmap_hlist_len;		/* !is_chain: items on hlist; chain: dups */
 	int nid;			/* nid of the tree holding it (chain's for a dup) */
@@ -316,6 +319,19 @@ static inline struct ksm_mm_slot *rmap_slot(const struct ksm *ksm,
 
 uint32_t ksm_calc_checksum(const struct ksm *ksm, const void *data);
 int ksm_memcmp_pages(const struct ksm *ksm, const void *a, const void *b);
+
+/* The first 8 bytes as a big-endian number: ordering two pages by it agrees
+ * with memcmp() whenever the two numbers differ. */
+static inline uint64_t ksm_page_key(const void *data)
+{
+	uint64_t v;
+
+	__builtin_memcpy(&v, data, sizeof(v));
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
+}
 
 /* mm.c */
 struct ksm_mm_slot *ksm_find_slot(struct ksm *ksm, void *mm);

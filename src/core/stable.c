@@ -239,12 +239,26 @@ static struct stable_node *alloc_stable_node_chain(struct ksm *ksm,
 	chain->is_chain = true;
 	chain->place = SN_TREE;
 	chain->nid = dup->nid;
+	chain->key = dup->key;
 	chain->chain_prune_time = ops(ksm)->now_ms(ksm->be.be);
 	ksm->c.stable_node_chains++;
 	/* The chain takes the node's place in the tree; the node becomes its first dup. */
 	rb_replace_node(&dup->node, &chain->node, root);
 	stable_node_chain_add_dup(ksm, dup, chain);
 	return chain;
+}
+
+/*
+ * Order @page (whose key is @key) against tree node @dup's page: by the
+ * cached keys when they differ, which spares a cache miss on the tree page
+ * at every level of the walk; by the full page otherwise.
+ */
+static int cmp_with_node(const struct ksm *ksm, uint64_t key, const void *data,
+			 const struct stable_node *dup, const struct sp_page *tree_pg)
+{
+	if (key != dup->key)
+		return key < dup->key ? -1 : 1;
+	return ksm_memcmp_pages(ksm, data, tree_pg->data);
 }
 
 /*
@@ -272,6 +286,7 @@ int stable_tree_search(struct ksm *ksm, const struct sp_page *page,
 	struct rb_node **link, *parent;
 	struct rb_root *root;
 	struct sp_page tree_pg;
+	uint64_t key;
 	int nid, ret;
 
 	*found = NULL;
@@ -283,6 +298,7 @@ int stable_tree_search(struct ksm *ksm, const struct sp_page *page,
 
 	nid = ksm_numa(ksm, page->nid);
 	root = &ksm->root_stable_tree[nid];
+	key = ksm_page_key(page->data);
 again:
 	link = &root->node;
 	parent = NULL;
@@ -290,7 +306,7 @@ again:
 		node = rb_entry(*link, struct stable_node, node);
 		if (!stable_node_chain(ksm, &node, root, true, &dup, &tree_pg))
 			goto again;
-		ret = ksm_memcmp_pages(ksm, page->data, tree_pg.data);
+		ret = cmp_with_node(ksm, key, page->data, dup, &tree_pg);
 		parent = &node->node;
 		if (ret < 0) {
 			link = &parent->left;
@@ -380,6 +396,7 @@ struct stable_node *stable_tree_insert(struct ksm *ksm, const struct sp_page *kp
 {
 	int nid = ksm_numa(ksm, kpage->nid);
 	struct rb_root *root = &ksm->root_stable_tree[nid];
+	uint64_t key = ksm_page_key(kpage->data);
 	struct stable_node *node = NULL, *dup, *newn;
 	struct rb_node **link, *parent;
 	struct sp_page tree_pg;
@@ -394,7 +411,7 @@ again:
 		node = rb_entry(*link, struct stable_node, node);
 		if (!stable_node_chain(ksm, &node, root, false, &dup, &tree_pg))
 			goto again;
-		ret = ksm_memcmp_pages(ksm, kpage->data, tree_pg.data);
+		ret = cmp_with_node(ksm, key, kpage->data, dup, &tree_pg);
 		parent = &node->node;
 		if (ret < 0) {
 			link = &parent->left;
@@ -410,6 +427,7 @@ again:
 	if (!newn)
 		return NULL;
 	newn->kpfn = kpage->pfn;
+	newn->key = key;
 	newn->nid = nid;
 	newn->place = SN_TREE;
 
