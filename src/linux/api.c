@@ -220,7 +220,15 @@ static void *scanner_main(void *arg)
 		sp_flush(sp);
 		if (ms == 0) {
 			sp_unlock(sp);
-			if (atomic_load(&sp->lock_waiters))
+			/*
+			 * Hand the lock over: a thread waiting for it (a
+			 * samepage_get, a madvise) counts itself in
+			 * lock_waiters until it holds the lock.  A mere
+			 * sched_yield() lets this thread take the mutex back
+			 * before the woken waiter runs, starving callers for
+			 * many batches.  Bounded, in case waiters keep coming.
+			 */
+			for (int i = 0; i < 2000 && atomic_load(&sp->lock_waiters); i++)
 				sched_yield();
 			sp_lock(sp);
 			continue;
