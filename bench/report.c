@@ -193,8 +193,9 @@ void bench_print_table(const struct bench_opts *o, const struct bench_result *sp
 		printf("\nsamepage: %ld findings of the content and consistency checks (on stderr)!\n",
 		       sp->content_errors);
 	printf("\nscan_us_per_page = scanner CPU / pages scanned; ratio = samepage / kernel.\n");
-	if ((sp->ran && sp->loadavg > 1.0) || (k->ran && k->loadavg > 1.0))
-		printf("The machine was busy (loadavg above 1 at the start of a run): "
+	if ((sp->ran && sp->loadavg > 1.5) || (k->ran && k->loadavg > 1.5))
+		printf("The machine was busy (loadavg above 1.5 at the start of a run; "
+		       "the benchmark itself accounts for about 1): "
 		       "wall times are unreliable.\n");
 	if (o->sim)
 		printf("The samepage column is the engine on the simulated machine: its "
