@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 DEPS       := cmake make gcc pkg-config libxxhash-dev libnuma-dev libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev
 
-.PHONY: all deps test test-fast demo bench install stress fuzz clean
+.PHONY: all deps test test-fast demo bench install stress fuzz clean FORCE
 
 all: $(BUILD)/samepage
 
@@ -42,6 +42,24 @@ demo: $(BUILD)/samepage
 bench: $(BUILD)/samepage
 	$(BUILD)/samepage bench --sim
 	$(BUILD)/samepage bench
+
+# A long no-lost-writes run on real memory (writers racing the scanner,
+# unmerge/re-merge and run switches); prints the merges done.  Not in `make test`.
+STRESS_SECONDS ?= 150
+STRESS_PAGES   ?= 4096
+stress: $(BUILD)/samepage
+	SAMEPAGE_STRESS_SECONDS=$(STRESS_SECONDS) SAMEPAGE_STRESS_PAGES=$(STRESS_PAGES) \
+		$(BUILD)/real_nolostwrites
+
+# Coverage-guided fuzzing of the scenario interpreter with libFuzzer (clang).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	mkdir -p $(BUILD)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/sim -Isrc/core -Iinclude \
+		tests/fuzz/sim_fuzz.c src/sim/[a-z]*.c src/core/[a-z]*.c -lxxhash -o $(BUILD)/sim_fuzz
+	mkdir -p $(BUILD)/fuzz-corpus   # new inputs go here; the scenarios only seed it
+	$(BUILD)/sim_fuzz -max_len=4096 -max_total_time=$(FUZZ_SECONDS) \
+		$(BUILD)/fuzz-corpus tests/scenarios
 
 install: $(BUILD)/samepage
 	cmake --install $(BUILD) --prefix $(PREFIX)
