@@ -118,7 +118,7 @@ static void target_text(const struct row *r, char *buf, size_t size)
 		snprintf(buf, size, "= kernel");
 		break;
 	case TARGET_AT_MOST_KERNEL:
-		snprintf(buf, size, "<= kernel");
+		snprintf(buf, size, "<= kernel (then 0.5x)");
 		break;
 	case TARGET_AT_MOST:
 		snprintf(buf, size, "<= %g", r->limit);
@@ -182,7 +182,7 @@ void bench_print_table(const struct bench_opts *o, const struct bench_result *sp
 		else
 			snprintf(c, sizeof(c), "%.3f", q);
 		target_text(&rows[i], t, sizeof(t));
-		printf("%-24s %14s %14s %9s   %-10s %s\n", rows[i].name, a, b, c, t,
+		printf("%-24s %14s %14s %9s   %-21s %s\n", rows[i].name, a, b, c, t,
 		       verdict(&rows[i]));
 	}
 	if (!sp->ran)
