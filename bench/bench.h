@@ -104,6 +104,7 @@ bool bench_converge_step(struct bench_converge *c, long full_scans,
 
 /* Small helpers (util.c). */
 double bench_now(void);				/* CLOCK_MONOTONIC seconds */
+void bench_sleep_ms(long ms);
 double bench_thread_cpu(void);			/* this thread's CPU seconds */
 double bench_task_cpu(int pid, int tid);	/* a task's CPU seconds, <0 if gone */
 long bench_meminfo_kb(const char *field);	/* /proc/meminfo, -1 if unknown */

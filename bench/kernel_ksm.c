@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -272,13 +271,6 @@ static int set_reference_knobs(const struct bench_opts *o)
 	return err ? -EIO : 0;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 int bench_kernel_run(const struct bench_opts *o, struct bench_result *r)
 {
 	struct bench_layout l;
@@ -347,7 +339,7 @@ int bench_kernel_run(const struct bench_opts *o, struct bench_result *r)
 	while (!converged) {
 		double now;
 
-		sleep_ms(1);
+		bench_sleep_ms(1);
 		long scans = sysfs_long("full_scans");
 		long sharing = sysfs_long("pages_sharing");
 		now = bench_now();

@@ -66,13 +66,6 @@ static long verify(char **regions, const struct bench_opts *o,
 	return bad;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 int bench_real_run(const struct bench_opts *o, struct bench_result *r)
 {
 	struct bench_layout l;
@@ -138,7 +131,7 @@ int bench_real_run(const struct bench_opts *o, struct bench_result *r)
 		goto out_free;
 	}
 	while (!converged) {
-		sleep_ms(1);
+		bench_sleep_ms(1);
 		long scans = counter(sp, "full_scans");
 		long sharing = counter(sp, "pages_sharing");
 		double now = bench_now();
