@@ -131,27 +131,34 @@ static inline void hlist_del(struct hlist_node *n)
 #define RMAP_STABLE	0x2	/* on a stable node's list (head valid) */
 #define RMAP_SEQNR	0x4	/* low bit of the full scan that inserted it (unstable) */
 
-#define RMAP_VPN_BITS	40
-#define RMAP_SLOT_BITS	24
+#define RMAP_VPN_BITS	36	/* 2^36 pages of 4 KiB: a 48-bit address space */
+#define RMAP_SLOT_BITS	18	/* 262144 address spaces */
 #define RMAP_NID_BITS	10
 #define KSM_MAX_NODES	(1 << RMAP_NID_BITS)
+#define RMAP_AGE_MAX	15	/* smart scan's thresholds stop at 8: saturating
+				 * here behaves exactly like the kernel's 255 */
 
 /*
  * struct rmap_item - one per scanned virtual page of a mergeable range.
  *
- * Kept to 48 bytes (the kernel's is 64): the mm is a 24-bit slot id, the
- * address a 40-bit page number, and the tree link shares a union with the
- * stable-node link since an item is in at most one of them.
+ * Kept to 48 bytes (the kernel's is 64): the mm is an 18-bit slot id, the
+ * address a 36-bit page number, the smart scan state two nibbles, and the
+ * tree link shares a union with the stable-node link since an item is in at
+ * most one of them.  That leaves room for a 16-bit content prefix, which
+ * lets the unstable tree walk decide most levels without reading a page.
  */
 struct rmap_item {
 	struct rmap_item *rmap_list;	/* next item of the same mm, ascending vpn */
 	uint64_t vpn : RMAP_VPN_BITS;	/* virtual page number in its mm */
 	uint64_t slot : RMAP_SLOT_BITS;	/* id of its ksm_mm_slot */
+	uint64_t nid : RMAP_NID_BITS;	/* RMAP_UNSTABLE: nid of the unstable tree */
 	uint32_t oldchecksum;		/* checksum at the previous visit */
-	uint8_t age;			/* smart scan: visits while not shared (saturates) */
-	uint8_t remaining_skips;	/* smart scan: visits still to skip */
-	uint16_t nid : RMAP_NID_BITS;	/* RMAP_UNSTABLE: nid of the unstable tree */
-	uint16_t flags : 6;		/* RMAP_* */
+	uint16_t key;			/* RMAP_UNSTABLE: first 2 bytes of the page
+					 * when inserted, big-endian */
+	uint8_t age : 4;		/* smart scan: visits while not shared
+					 * (saturates at RMAP_AGE_MAX) */
+	uint8_t remaining_skips : 4;	/* smart scan: visits still to skip (<= 8) */
+	uint8_t flags;			/* RMAP_* */
 	union {
 		struct rb_node node;	/* RMAP_UNSTABLE (this scan): in unstable tree */
 		struct {		/* RMAP_STABLE */
@@ -322,6 +329,13 @@ int ksm_memcmp_pages(const struct ksm *ksm, const void *a, const void *b);
 
 /* The first 8 bytes as a big-endian number: ordering two pages by it agrees
  * with memcmp() whenever the two numbers differ. */
+static inline uint16_t ksm_page_key16(const void *data)
+{
+	const uint8_t *b = data;
+
+	return (uint16_t)(b[0] << 8 | b[1]);
+}
+
 static inline uint64_t ksm_page_key(const void *data)
 {
 	uint64_t v;

@@ -63,12 +63,12 @@ static bool should_skip_rmap_item(struct ksm *ksm, const struct sp_page *page,
 	if (!ksm->knobs.smart_scan || page->kind == SP_PAGE_KSM)
 		return false;
 	age = item->age;
-	if (age != UINT8_MAX)
+	if (age != RMAP_AGE_MAX)
 		item->age++;
 	if (age < 3)
 		return false;
 	if (!item->remaining_skips) {
-		item->remaining_skips = (uint8_t)skip_age(age);
+		item->remaining_skips = skip_age(age) & 0xf;
 		return false;
 	}
 	ksm->c.pages_skipped++;

@@ -49,6 +49,14 @@ void remove_rmap_item_from_tree(struct ksm *ksm, struct rmap_item *item)
  * *@tree_page), or NULL after inserting @item (or after giving up: a tree
  * page that went away, or an equal page on another node, ends the search
  * without inserting, as in the kernel).
+ *
+ * Where samepage differs from the kernel, on purpose: each item records the
+ * first two bytes of its page when inserted, and a level whose prefix
+ * differs from @page's is decided by the prefixes alone.  That spares a
+ * cache miss on a cold page at most levels, and keeps the tree a valid
+ * search tree even when its pages change meanwhile (the kernel's tree then
+ * goes out of order and misses merges).  Equal prefixes compare the current
+ * pages in full, so a merge is still only ever decided on current content.
  */
 struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item *item,
 					      const struct sp_page *page,
@@ -58,6 +66,7 @@ struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item 
 	int nid = ksm_numa(ksm, page->nid);
 	struct rb_root *root = &ksm->root_unstable_tree[nid];
 	struct rb_node **link = &root->node, *parent = NULL;
+	uint16_t key = ksm_page_key16(page->data);
 
 	while (*link) {
 		struct rmap_item *tree_item = rb_entry(*link, struct rmap_item, node);
@@ -71,7 +80,10 @@ struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item 
 		/* Never merge a page with itself (shared by fork). */
 		if (tree_page->pfn == page->pfn)
 			return NULL;
-		ret = ksm_memcmp_pages(ksm, page->data, tree_page->data);
+		if (key != tree_item->key)
+			ret = key < tree_item->key ? -1 : 1;
+		else
+			ret = ksm_memcmp_pages(ksm, page->data, tree_page->data);
 		parent = *link;
 		if (ret < 0) {
 			link = &parent->left;
@@ -90,7 +102,8 @@ struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item 
 		item->flags |= RMAP_SEQNR;
 	else
 		item->flags &= ~RMAP_SEQNR;
-	item->nid = (uint16_t)nid;
+	item->nid = (unsigned int)nid;
+	item->key = key;
 	rb_link_node(&item->node, parent, link);
 	rb_insert_color(&item->node, root);
 	ksm->c.pages_unshared++;

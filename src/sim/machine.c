@@ -156,6 +156,9 @@ bool pfn_valid(const struct sim *s, uint64_t pfn)
 
 int pfn_nid(const struct sim *s, uint64_t pfn)
 {
+	/* Every page lookup asks; spare the division on one node. */
+	if (s->nr_nodes == 1)
+		return 0;
 	return (int)(pfn / s->node_pages);
 }
 
