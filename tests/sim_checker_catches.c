@@ -9,18 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sim.h"
-
-static int failures;
-
-#define EXPECT(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__,	\
-				__LINE__, #cond);			\
-			failures++;					\
-		}							\
-	} while (0)
+#define SIM_TEST_EXPECT_ONLY
+#include "sim_test.h"
 
 struct findings {
 	int n;

@@ -10,39 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sim.h"
-
-static int failures;
-
-#define EXPECT(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__,	\
-				__LINE__, #cond);			\
-			failures++;					\
-		}							\
-	} while (0)
-
-static void run(struct sim *s, const char *text)
-{
-	int r = sim_run_string(s, "script", text);
-
-	if (r != SIM_OK) {
-		fprintf(stderr, "FAILED (%d): %s\n", r, sim_error(s));
-		failures++;
-	}
-}
-
-static void report(void *arg, const char *finding)
-{
-	(void)arg;
-	fprintf(stderr, "  finding: %s\n", finding);
-}
-
-static void checked(struct sim *s)
-{
-	EXPECT(sim_check(s, report, NULL) == 0);
-}
+#include "sim_test.h"
 
 static void fork_cow(void)
 {

@@ -11,18 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sim.h"
-
-static int failures;
-
-#define EXPECT(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__,	\
-				__LINE__, #cond);			\
-			failures++;					\
-		}							\
-	} while (0)
+#define SIM_TEST_EXPECT_ONLY
+#include "sim_test.h"
 
 /* Run @text on a fresh machine; check the result and the message. */
 static void expect_run(const char *text, int want, const char *msg)
