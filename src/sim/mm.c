@@ -516,6 +516,30 @@ int sim_madvise(struct sim *s, const char *name, uint64_t vpn, uint64_t npages,
 
 /* ---- faults ------------------------------------------------------------ */
 
+/*
+ * Replace the none or zero pte @vp by a fresh zero-filled private frame
+ * from the mm's home node (a write fault there, or breaking a KSM-placed
+ * zero page), telling the engine when KSM had placed that zero page.
+ */
+static int give_fresh_page(struct sim *s, struct sim_mm *mm, struct vpage *vp)
+{
+	uint64_t pfn;
+	int err;
+
+	if (vp->kind == PTE_ZERO && vp->ksm_zero) {
+		vp->ksm_zero = 0;
+		ksm_zero_page_unmapped(s->ksm, mm);
+	}
+	err = frame_alloc(s, mm->home, true, &pfn);
+	if (err)
+		return err;
+	frame_of(s, pfn)->mapcount = 1;
+	vp->kind = PTE_PRESENT;
+	vp->pfn = (uint32_t)pfn;
+	vp->writable = 1;
+	return 0;
+}
+
 /* Map a private copy of the frame @vp refers to, writable or not. */
 static int give_private_copy(struct sim *s, struct sim_mm *mm,
 			     struct vpage *vp, bool writable)
@@ -568,7 +592,6 @@ int fault_swapin(struct sim *s, struct sim_mm *mm, struct vpage *vp,
 static int fault_write(struct sim *s, struct sim_mm *mm, struct vpage *vp)
 {
 	struct frame *f;
-	uint64_t pfn;
 	int err;
 
 	if (vp->kind == PTE_SWAP) {
@@ -576,20 +599,8 @@ static int fault_write(struct sim *s, struct sim_mm *mm, struct vpage *vp)
 		if (err)
 			return err;
 	}
-	if (vp->kind == PTE_NONE || vp->kind == PTE_ZERO) {
-		if (vp->kind == PTE_ZERO && vp->ksm_zero) {
-			vp->ksm_zero = 0;
-			ksm_zero_page_unmapped(s->ksm, mm);
-		}
-		err = frame_alloc(s, mm->home, true, &pfn);
-		if (err)
-			return err;
-		frame_of(s, pfn)->mapcount = 1;
-		vp->kind = PTE_PRESENT;
-		vp->pfn = (uint32_t)pfn;
-		vp->writable = 1;
-		return 0;
-	}
+	if (vp->kind == PTE_NONE || vp->kind == PTE_ZERO)
+		return give_fresh_page(s, mm, vp);
 	f = frame_of(s, vp->pfn);
 	if (!(f->flags & FRAME_KSM) && f->mapcount == 1 && f->swapcount == 0) {
 		vp->writable = 1;	/* reuse */
@@ -810,8 +821,6 @@ static int unmerge_cb(void *arg, struct sim_mm *mm, uint64_t vpn,
 {
 	struct sim *s = arg;
 	struct frame *f;
-	uint64_t pfn;
-	int err;
 
 	(void)vpn;
 	switch (vp->kind) {
@@ -830,18 +839,7 @@ static int unmerge_cb(void *arg, struct sim_mm *mm, uint64_t vpn,
 		 */
 		return 0;
 	case PTE_ZERO:
-		if (!vp->ksm_zero)
-			return 0;
-		vp->ksm_zero = 0;
-		ksm_zero_page_unmapped(s->ksm, mm);
-		err = frame_alloc(s, mm->home, true, &pfn);
-		if (err)
-			return err;
-		frame_of(s, pfn)->mapcount = 1;
-		vp->kind = PTE_PRESENT;
-		vp->pfn = (uint32_t)pfn;
-		vp->writable = 1;
-		return 0;
+		return vp->ksm_zero ? give_fresh_page(s, mm, vp) : 0;
 	}
 	return 0;
 }
