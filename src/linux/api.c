@@ -61,10 +61,70 @@ void sp_lock(struct samepage *sp)
 	sp_cache_invalidate(sp);
 }
 
+/* The value of @name, with the lock held: the engine's, then our own. */
+static int get_locked(struct samepage *sp, const char *name, long *value)
+{
+	int err = 0;
+
+	if (!strcmp(name, "vma_budget_refusals"))
+		*value = sp->vma_budget_refusals;
+	else if (!strcmp(name, "vmas"))
+		*value = sp->vma_est;
+	else if (!strcmp(name, "store_pages"))
+		*value = sp->store_pages;
+	else if (!strcmp(name, "merges"))
+		*value = sp->merges;
+	else if (!strcmp(name, "runs_aborted"))
+		*value = sp->runs_aborted;
+	else if (!strcmp(name, "merge_runs"))
+		*value = sp->merges_flushed_runs;
+	else if (!strcmp(name, "writers_parked"))
+		*value = atomic_load(&sp->writers_parked);
+	else {
+		err = ksm_get(sp->ksm, name, value);
+		if (err == -ENOENT)
+			err = ksm_mm_get(sp->ksm, sp, name, value);
+	}
+	return err;
+}
+
+/* The names samepage_get() answers: knobs, counters, per-process, ours. */
+static void stat_init(struct samepage *sp)
+{
+	static const char *const extra[] = {
+		"ksm_rmap_items", "ksm_merging_pages", "ksm_process_profit",
+		"vma_budget_refusals", "vmas", "store_pages", "merges",
+		"runs_aborted", "merge_runs", "writers_parked", NULL,
+	};
+	const char *name;
+	unsigned int i;
+
+	sp->nstat = 0;
+	for (i = 0; (name = ksm_knob_name(i)) && sp->nstat < SP_NSTAT; i++)
+		sp->stat[sp->nstat++].name = name;
+	for (i = 0; (name = ksm_counter_name(i)) && sp->nstat < SP_NSTAT; i++)
+		sp->stat[sp->nstat++].name = name;
+	for (i = 0; extra[i] && sp->nstat < SP_NSTAT; i++)
+		sp->stat[sp->nstat++].name = extra[i];
+}
+
+/* Publish every value for lock-free readers (lock held). */
+static void sp_publish(struct samepage *sp)
+{
+	for (int i = 0; i < sp->nstat; i++) {
+		long v = 0;
+
+		if (get_locked(sp, sp->stat[i].name, &v) == 0)
+			atomic_store_explicit(&sp->stat[i].value, v, memory_order_relaxed);
+	}
+}
+
 void sp_unlock(struct samepage *sp)
 {
 	/* never leave a page write-protected behind the lock */
 	sp_flush(sp);
+	if (sp->ksm)
+		sp_publish(sp);
 	pthread_mutex_unlock(&sp->lock);
 }
 
@@ -445,6 +505,10 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		sp_set_error("samepage: the engine could not be created: %s", strerror(-err));
 		goto fail;
 	}
+	stat_init(sp);
+	pthread_mutex_lock(&sp->lock);
+	sp_publish(sp);
+	pthread_mutex_unlock(&sp->lock);
 	if (pipe2(sp->stop_pipe, O_CLOEXEC)) {
 		err = -errno;
 		sp_set_error("samepage: pipe: %s", strerror(errno));
@@ -945,27 +1009,20 @@ int samepage_get(struct samepage *sp, const char *name, long *value)
 		sp_set_error("samepage_get: NULL argument");
 		return -EINVAL;
 	}
-	sp_lock(sp);
-	if (!strcmp(name, "vma_budget_refusals"))
-		*value = sp->vma_budget_refusals;
-	else if (!strcmp(name, "vmas"))
-		*value = sp->vma_est;
-	else if (!strcmp(name, "store_pages"))
-		*value = sp->store_pages;
-	else if (!strcmp(name, "merges"))
-		*value = sp->merges;
-	else if (!strcmp(name, "runs_aborted"))
-		*value = sp->runs_aborted;
-	else if (!strcmp(name, "merge_runs"))
-		*value = sp->merges_flushed_runs;
-	else if (!strcmp(name, "writers_parked"))
-		*value = atomic_load(&sp->writers_parked);
-	else {
-		err = ksm_get(sp->ksm, name, value);
-		if (err == -ENOENT)
-			err = ksm_mm_get(sp->ksm, sp, name, value);
+	/*
+	 * Answered from the values published when the engine lock was last
+	 * released: never waits behind a scanner batch.  Every call that
+	 * changes the engine publishes before it returns, so a caller sees
+	 * its own samepage_scan() or samepage_set() at once.
+	 */
+	err = -ENOENT;
+	for (int i = 0; i < sp->nstat; i++) {
+		if (!strcmp(name, sp->stat[i].name)) {
+			*value = atomic_load_explicit(&sp->stat[i].value, memory_order_relaxed);
+			err = 0;
+			break;
+		}
 	}
-	sp_unlock(sp);
 	if (err)
 		sp_set_error("samepage_get %s: %s", name, strerror(-err));
 	return err;

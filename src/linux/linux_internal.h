@@ -87,6 +87,7 @@
 #define SP_RUN_MAX	512	/* pages per batched mapping */
 #define SP_PENDING	8	/* runs batched at once */
 #define SP_PM_WIN	512	/* pagemap entries read per call */
+#define SP_NSTAT	40	/* names samepage_get() answers */
 
 /* Slot flags. */
 #define SLOT_USED	0x01	/* allocated (count may be 0 only transiently) */
@@ -188,6 +189,17 @@ struct samepage {
 	long merges;			/* pages mapped to a KSM or zero page */
 	long runs_aborted;		/* runs given up for a parked writer */
 	atomic_long writers_parked;	/* uffd fault messages read */
+
+	/*
+	 * Every name samepage_get() answers, with its value as of the last
+	 * time the engine lock was released (sp_publish).  Readers never wait
+	 * for the scanner, as reading /sys/kernel/mm/ksm never waits for ksmd.
+	 */
+	struct sp_stat {
+		const char *name;
+		atomic_long value;
+	} stat[SP_NSTAT];
+	int nstat;
 
 	/* threads */
 	pthread_t scanner, reader;
