@@ -91,8 +91,19 @@ static int try_to_merge_two_pages(struct ksm *ksm, struct rmap_item *item,
 		return err;
 	}
 	remove_rmap_item_from_tree(ksm, tree_item);
-	/* The merge may have moved things: describe the KSM page afresh. */
-	return ops(ksm)->pfn_page(ksm->be.be, kpfn, kpage);
+	/*
+	 * Describe the KSM page afresh.  It must still be there: a backend
+	 * that lost it meanwhile (its mappings undone) gets both pages
+	 * unmerged rather than a stable node for a page that is gone.
+	 */
+	err = ops(ksm)->pfn_page(ksm->be.be, kpfn, kpage);
+	if (!err && (kpage->kind != SP_PAGE_KSM || !kpage->data))
+		err = -EAGAIN;
+	if (err) {
+		break_cow(ksm, tree_item);
+		break_cow(ksm, item);
+	}
+	return err;
 }
 
 /*

@@ -1084,10 +1084,17 @@ static int op_merge(void *be, void *mm, uint64_t vpn, const struct sp_page *seen
 		sp_flush(sp);
 	if (!budget_ok(sp, r, i, rec))
 		return -ENOMEM;
+	/*
+	 * Hold the slot across merge_page(): joining a run may flush other
+	 * runs, and undoing an aborted one can drop the slot's last count and
+	 * free it (punch its hole) while this page is about to map it.  The
+	 * hold becomes this page's count on success.
+	 */
+	s->count++;
 	int err = merge_page(sp, r, i, rec, CHECK_EQUAL, slot_data(sp, id));
 
-	if (!err)
-		s->count++;
+	if (err)
+		release_slot(sp, id);
 	return err;
 }
 
