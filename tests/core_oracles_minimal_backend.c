@@ -113,12 +113,36 @@ static int be_pfn_page(void *be, uint64_t pfn, struct sp_page *pg)
 	return 0;
 }
 
+/*
+ * When set, the next merge onto a KSM page that has no stable node yet (one
+ * make_ksm just made) "loses" it, as a real backend may when it undoes an
+ * aborted batch: the page it was made from gets a private copy back, the
+ * KSM page is freed, and the merge reports success without remapping.
+ */
+static int lose_new_ksm_page;
+
 static int be_merge(void *be, void *mmp, uint64_t vpn, const struct sp_page *seen, uint64_t kpfn)
 {
 	struct mm *mm = mmp;
 	struct pte *pte = &mm->pte[vpn];
 
 	(void)be;
+	if (lose_new_ksm_page && frames[kpfn].ksm && !frames[kpfn].node) {
+		lose_new_ksm_page = 0;
+		for (int m = 0; m < NMM; m++)
+			for (uint64_t v = 0; v < MMPAGES; v++)
+				if (mms[m].pte[v].kind == PTE_FRAME &&
+				    mms[m].pte[v].frame == (int)kpfn) {
+					int f = frame_alloc();
+
+					frames[f].mapcount = 1;
+					memcpy(frames[f].data, frames[kpfn].data, PAGE);
+					mms[m].pte[v].frame = f;
+				}
+		frames[kpfn].mapcount = 0;
+		frames[kpfn].ksm = 0;
+		return 0;
+	}
 	if (pte->kind != PTE_FRAME || (uint64_t)pte->frame != seen->pfn ||
 	    memcmp(frames[pte->frame].data, frames[kpfn].data, PAGE))
 		return -EAGAIN;
@@ -379,6 +403,30 @@ int main(void)
 		fprintf(stderr, "FAIL max_page_sharing after run=2\n");
 		failures++;
 	}
+
+	/*
+	 * The backend loses the new KSM page between make_ksm and the merge of
+	 * its twin: the engine must not give it a stable node (it used to
+	 * crash on the vanished page), and must leave both pages private.
+	 */
+	reset();
+	a = map(0, 2, 0x5c);
+	ksm_scan_full(ksm, 1);
+	lose_new_ksm_page = 1;
+	ksm_scan_full(ksm, 1);
+	expect("lost KSM page", "pages_shared", 0);
+	expect("lost KSM page", "pages_sharing", 0);
+	check("lost KSM page");
+	if (lose_new_ksm_page || frames[a->pte[0].frame].ksm || frames[a->pte[1].frame].ksm ||
+	    frames[a->pte[0].frame].data[9] != 0x5c || frames[a->pte[1].frame].data[9] != 0x5c) {
+		fprintf(stderr, "FAIL lost KSM page: not exercised, or pages not private and intact\n");
+		failures++;
+	}
+	/* and the pages merge normally afterwards */
+	ksm_scan_full(ksm, 2);
+	expect("after a lost KSM page", "pages_shared", 1);
+	expect("after a lost KSM page", "pages_sharing", 1);
+	check("after a lost KSM page");
 
 	ksm_destroy(ksm);
 	if (failures) {
