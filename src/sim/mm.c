@@ -655,19 +655,30 @@ int sim_fill(struct sim *s, const char *name, uint64_t vpn, uint64_t npages,
 	return 0;
 }
 
-int sim_write(struct sim *s, const char *name, uint64_t vpn, size_t offset,
-	      uint8_t value)
+/* The mm of a one-byte access to @name:@vpn+@offset, checked. */
+static int byte_access(struct sim *s, const char *name, uint64_t vpn, size_t offset,
+		       struct sim_mm **mmp)
 {
-	struct sim_mm *mm;
-	struct vpage *vp;
-	int err = lookup(s, name, &mm);
+	int err = lookup(s, name, mmp);
 
 	if (err)
 		return err;
 	if (offset >= s->page_size || vpn >= SIM_VPN_LIMIT)
 		return -EINVAL;
-	if (!vma_find(mm, vpn))
+	if (!vma_find(*mmp, vpn))
 		return -EFAULT;
+	return 0;
+}
+
+int sim_write(struct sim *s, const char *name, uint64_t vpn, size_t offset,
+	      uint8_t value)
+{
+	struct sim_mm *mm;
+	struct vpage *vp;
+	int err = byte_access(s, name, vpn, offset, &mm);
+
+	if (err)
+		return err;
 	vp = vp_get(s, mm, vpn);
 	if (!vp)
 		return -ENOMEM;
@@ -684,14 +695,10 @@ int sim_read(struct sim *s, const char *name, uint64_t vpn, size_t offset,
 {
 	struct sim_mm *mm;
 	struct vpage *vp;
-	int err = lookup(s, name, &mm);
+	int err = byte_access(s, name, vpn, offset, &mm);
 
 	if (err)
 		return err;
-	if (offset >= s->page_size || vpn >= SIM_VPN_LIMIT)
-		return -EINVAL;
-	if (!vma_find(mm, vpn))
-		return -EFAULT;
 	vp = vp_lookup(mm, vpn);
 	*value = 0;
 	if (vp && (vp->kind == PTE_PRESENT || vp->kind == PTE_SWAP))
