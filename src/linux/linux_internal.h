@@ -78,6 +78,7 @@
 
 #include "backend.h"
 #include "ksm.h"
+#include "os.h"
 #include "samepage.h"
 
 #define REC_COWED	0x80000000u
@@ -154,17 +155,13 @@ struct samepage {
 	pthread_mutex_t lock;		/* serialises the engine and all below */
 	struct ksm *ksm;
 	struct sp_backend backend;
-	size_t page;
-	unsigned int page_shift;
+	struct sp_os os;		/* this process's address space */
 	int nr_nodes;
 	int node_shift;			/* slot id = (nid << shift | off) + 1 */
 	struct sp_linux_opts opts;
 	pid_t pid;
 
 	struct sp_store *store;		/* [nr_nodes] */
-	int uffd;
-	int pagemap_fd;
-	uint64_t zero_pfn;		/* 0 if PFNs are hidden */
 	bool discard;			/* unmerge for samepage_free: no copies */
 
 	struct sp_range *ranges;
@@ -182,10 +179,10 @@ struct samepage {
 	long vma_limit;			/* refuse isolated merges above this */
 	uint64_t last_recount_ms;
 
-	/* counters of our own (samepage_get) */
+	/* counters of our own (samepage_get; SP_LINUX_COUNTERS) */
 	long vma_budget_refusals;
 	long store_pages;		/* slots in use (all nodes) */
-	long merges_flushed_runs;
+	long merge_runs;		/* batched mappings made */
 	long merges;			/* pages mapped to a KSM or zero page */
 	long runs_aborted;		/* runs given up for a parked writer */
 	atomic_long writers_parked;	/* uffd fault messages read */
@@ -212,30 +209,122 @@ struct samepage {
 	struct samepage *next_instance;	/* atfork list */
 };
 
+/*
+ * The library's own counters, beyond the kernel's (samepage(3)): name,
+ * value.  One list: the published table, samepage_get() and the manual
+ * follow it.
+ */
+#define SP_LINUX_COUNTERS(X)						\
+	X(vma_budget_refusals, sp->vma_budget_refusals)			\
+	X(vmas, sp->vma_est)						\
+	X(store_pages, sp->store_pages)					\
+	X(merges, sp->merges)						\
+	X(runs_aborted, sp->runs_aborted)				\
+	X(merge_runs, sp->merge_runs)					\
+	X(writers_parked, atomic_load(&sp->writers_parked))
+
+enum check { CHECK_EQUAL, CHECK_ZERO, CHECK_COPY };
+
 extern const struct sp_backend_ops sp_linux_ops;
 
-/* backend.c */
+/* Slot ids and records. */
+static inline uint32_t slot_id(struct samepage *sp, int nid, uint64_t off)
+{
+	return (uint32_t)(((uint64_t)nid << sp->node_shift) | off) + 1;
+}
+
+static inline int slot_nid(struct samepage *sp, uint32_t id)
+{
+	return (int)((id - 1) >> sp->node_shift);
+}
+
+static inline uint64_t slot_off(struct samepage *sp, uint32_t id)
+{
+	return (id - 1) & ((1ull << sp->node_shift) - 1);
+}
+
+static inline struct sp_slot *slot_get(struct samepage *sp, uint64_t id)
+{
+	if (id == 0 || id > REC_SLOT)
+		return NULL;
+	int nid = slot_nid(sp, (uint32_t)id);
+	uint64_t off = slot_off(sp, (uint32_t)id);
+
+	if (nid >= sp->nr_nodes || off >= sp->store[nid].hwm)
+		return NULL;
+	return &sp->store[nid].slot[off];
+}
+
+static inline char *slot_data(struct samepage *sp, uint32_t id)
+{
+	return sp->store[slot_nid(sp, id)].view + (slot_off(sp, id) << sp->os.page_shift);
+}
+
+static inline bool rec_file(uint32_t rec)
+{
+	return (rec & REC_SLOT) && !(rec & REC_ANON);
+}
+
+/* The record holds a count on its slot. */
+static inline bool rec_counted(uint32_t rec)
+{
+	return (rec & REC_SLOT) && !(rec & REC_COWED);
+}
+
+
+/* store.c */
 int sp_store_init(struct samepage *sp);
 void sp_store_fini(struct samepage *sp);
+int sp_query_slot_nid(struct samepage *sp, uint32_t id);
+uint32_t sp_slot_alloc(struct samepage *sp, int nid, int64_t hint);
+void sp_slot_release(struct samepage *sp, uint32_t id);
+void sp_slot_free_unused(struct samepage *sp, uint32_t id);
+void sp_pin_all_slots(struct samepage *sp);
+
+/* space.c */
+size_t sp_range_index(struct samepage *sp, uint64_t vpn);
+struct sp_range *sp_range_find(struct samepage *sp, uint64_t vpn);
+void sp_set_rec(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t rec);
+bool sp_budget_ok(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t rec);
+void sp_recount_vmas(struct samepage *sp);
+int sp_range_insert(struct samepage *sp, uint64_t start, uint64_t end, int prot);
+int sp_range_remove(struct samepage *sp, uint64_t start, uint64_t end);
+
+/* pagemap.c */
+void sp_cache_invalidate(struct samepage *sp);
+void sp_cache_forget(struct samepage *sp, uint64_t vpn, uint64_t n);
+int sp_pagemap_entry(struct samepage *sp, uint64_t vpn, uint64_t *e, int *nid);
+bool sp_entry_is_zero_page(struct samepage *sp, uint64_t e, uint64_t vpn);
+
+/* merge.c */
+bool sp_in_pending(struct samepage *sp, uint64_t vpn);
 int sp_flush(struct samepage *sp);
 bool sp_abort_at(struct samepage *sp, uint64_t addr);
-void sp_cache_invalidate(struct samepage *sp);
-struct sp_range *sp_range_find(struct samepage *sp, uint64_t vpn);
-int sp_uffd_register(struct samepage *sp, uint64_t vpn, uint64_t n);
-int sp_uffd_unregister(struct samepage *sp, uint64_t vpn, uint64_t n);
-void sp_pin_all_slots(struct samepage *sp);
-long sp_count_vmas(void);
-void sp_recount_vmas(struct samepage *sp);
-uint64_t sp_now_ms(void);
+int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t rec,
+		  enum check how, const void *want);
+int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end);
+int64_t sp_run_next_off(struct samepage *sp, uint64_t vpn, int nid);
+
+/* host.c */
+void sp_lock(struct samepage *sp);
+void sp_unlock(struct samepage *sp);
+void sp_stat_init(struct samepage *sp);
+void sp_publish(struct samepage *sp);
+int sp_check_handle(struct samepage *sp);
+void *sp_scanner_main(void *arg);
+void sp_instances_add(struct samepage *sp);
+void sp_instances_remove(struct samepage *sp);
+
+/* faults.c */
+void *sp_reader_main(void *arg);
 
 /* api.c */
 void sp_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void sp_lock(struct samepage *sp);
-void sp_unlock(struct samepage *sp);
 
 /* For tests: open with hooks; reach the engine and the backend. */
 int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts);
 struct ksm *sp_linux_ksm(struct samepage *sp);
 void *sp_linux_mm(struct samepage *sp);
+long sp_count_vmas(void);
 
 #endif /* SAMEPAGE_LINUX_INTERNAL_H */

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * host.c - the engine host: the lock, the published counter table, the
+ * scanner thread, and the instances of this process (fork).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <numa.h>
+#include <numaif.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "linux_internal.h"
+
+/* ------------------------------------------------------------------------
+ * Locking.
+ * --------------------------------------------------------------------- */
+void sp_lock(struct samepage *sp)
+{
+	atomic_fetch_add(&sp->lock_waiters, 1);
+	pthread_mutex_lock(&sp->lock);
+	atomic_fetch_sub(&sp->lock_waiters, 1);
+	/* the application may have written anything since we last looked */
+	sp_cache_invalidate(sp);
+}
+
+/* The value of @name, with the lock held: the engine's, then our own. */
+static int get_locked(struct samepage *sp, const char *name, long *value)
+{
+#define SP_GET(n, expr)				\
+	if (!strcmp(name, #n)) {		\
+		*value = (expr);		\
+		return 0;			\
+	}
+	SP_LINUX_COUNTERS(SP_GET)
+#undef SP_GET
+	int err = ksm_get(sp->ksm, name, value);
+
+	if (err == -ENOENT)
+		err = ksm_mm_get(sp->ksm, sp, name, value);
+	return err;
+}
+
+/* The names samepage_get() answers: knobs, counters, per-process, ours. */
+void sp_stat_init(struct samepage *sp)
+{
+	static const char *const extra[] = {
+		"ksm_rmap_items", "ksm_merging_pages", "ksm_process_profit",
+#define SP_NAME(n, expr) #n,
+		SP_LINUX_COUNTERS(SP_NAME)
+#undef SP_NAME
+		NULL,
+	};
+	const char *name;
+	unsigned int i;
+
+	sp->nstat = 0;
+	for (i = 0; (name = ksm_knob_name(i)) && sp->nstat < SP_NSTAT; i++)
+		sp->stat[sp->nstat++].name = name;
+	for (i = 0; (name = ksm_counter_name(i)) && sp->nstat < SP_NSTAT; i++)
+		sp->stat[sp->nstat++].name = name;
+	for (i = 0; extra[i] && sp->nstat < SP_NSTAT; i++)
+		sp->stat[sp->nstat++].name = extra[i];
+}
+
+/* Publish every value for lock-free readers (lock held). */
+void sp_publish(struct samepage *sp)
+{
+	for (int i = 0; i < sp->nstat; i++) {
+		long v = 0;
+
+		if (get_locked(sp, sp->stat[i].name, &v) == 0)
+			atomic_store_explicit(&sp->stat[i].value, v, memory_order_relaxed);
+	}
+}
+
+void sp_unlock(struct samepage *sp)
+{
+	/* never leave a page write-protected behind the lock */
+	sp_flush(sp);
+	if (sp->ksm)
+		sp_publish(sp);
+	pthread_mutex_unlock(&sp->lock);
+}
+
+/* ------------------------------------------------------------------------
+ * fork(): instances of this process, and their store slots.
+ *
+ * A forked child inherits our MAP_PRIVATE mappings of the store: it may map
+ * any slot that is in use at the moment of fork(), and we cannot see its page
+ * tables.  So every slot in use at fork time is pinned: when its count drops
+ * to zero in the parent it is not hole-punched or reused, but leaked on
+ * purpose (SLOT_DEAD).  The prepare handler takes every instance's lock, so
+ * no merge is half done while the kernel copies the address space.  The
+ * child cannot use the handle (its threads do not exist there): every call
+ * from the child returns -ECHILD.
+ * --------------------------------------------------------------------- */
+static pthread_mutex_t instances_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct samepage *instances;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&instances_lock);
+	for (struct samepage *sp = instances; sp; sp = sp->next_instance)
+		pthread_mutex_lock(&sp->lock);
+}
+
+static void atfork_parent(void)
+{
+	for (struct samepage *sp = instances; sp; sp = sp->next_instance) {
+		sp_pin_all_slots(sp);
+		pthread_mutex_unlock(&sp->lock);
+	}
+	pthread_mutex_unlock(&instances_lock);
+}
+
+static void atfork_child(void)
+{
+	for (struct samepage *sp = instances; sp; sp = sp->next_instance)
+		pthread_mutex_unlock(&sp->lock);
+	pthread_mutex_unlock(&instances_lock);
+}
+
+static void atfork_register(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+void sp_instances_add(struct samepage *sp)
+{
+	pthread_once(&atfork_once, atfork_register);
+	pthread_mutex_lock(&instances_lock);
+	sp->next_instance = instances;
+	instances = sp;
+	pthread_mutex_unlock(&instances_lock);
+}
+
+void sp_instances_remove(struct samepage *sp)
+{
+	pthread_mutex_lock(&instances_lock);
+	for (struct samepage **pp = &instances; *pp; pp = &(*pp)->next_instance) {
+		if (*pp == sp) {
+			*pp = sp->next_instance;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&instances_lock);
+}
+
+int sp_check_handle(struct samepage *sp)
+{
+	if (!sp) {
+		sp_set_error("samepage: NULL handle");
+		return -EINVAL;
+	}
+	if (sp->pid != getpid()) {
+		sp_set_error("samepage: this handle belongs to the parent process "
+			     "(a forked child cannot use it)");
+		return -ECHILD;
+	}
+	return 0;
+}
+
+static void deadline_in(struct timespec *ts, unsigned long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/* The scanner: idle while run != 1; else pages_to_scan pages every
+ * sleep_millisecs.  A knob write or close wakes it. */
+void *sp_scanner_main(void *arg)
+{
+	struct samepage *sp = arg;
+
+	sp_lock(sp);
+	while (!sp->stop) {
+		if (ksm_run_state(sp->ksm) != KSM_RUN_MERGE) {
+			sp_flush(sp);
+			pthread_cond_wait(&sp->wake, &sp->lock);
+			sp_cache_invalidate(sp);
+			continue;
+		}
+		(void)ksm_do_scan(sp->ksm, ksm_pages_to_scan(sp->ksm), NULL);
+		unsigned long ms = ksm_sleep_millisecs(sp->ksm);
+
+		sp_flush(sp);
+		if (ms == 0) {
+			sp_unlock(sp);
+			/*
+			 * Hand the lock over: a thread waiting for it (a
+			 * samepage_get, a madvise) counts itself in
+			 * lock_waiters until it holds the lock.  A mere
+			 * sched_yield() lets this thread take the mutex back
+			 * before the woken waiter runs, starving callers for
+			 * many batches.  Bounded, in case waiters keep coming.
+			 */
+			for (int i = 0; i < 2000 && atomic_load(&sp->lock_waiters); i++)
+				sched_yield();
+			sp_lock(sp);
+			continue;
+		}
+		struct timespec ts;
+
+		deadline_in(&ts, ms);
+		pthread_cond_timedwait(&sp->wake, &sp->lock, &ts);
+		sp_cache_invalidate(sp);
+	}
+	sp_unlock(sp);
+	return NULL;
+}
+

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops.c - struct sp_backend_ops (src/core/backend.h) over the space and
+ * the store.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <numa.h>
+#include <numaif.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "linux_internal.h"
+
+/* ------------------------------------------------------------------------
+ * The operations.
+ * --------------------------------------------------------------------- */
+static int op_find_range(void *be, void *mm, uint64_t vpn, uint64_t *start, uint64_t *end)
+{
+	struct samepage *sp = be;
+
+	if (mm != sp)
+		return -ENOENT;
+	size_t i = sp_range_index(sp, vpn);
+
+	if (i >= sp->nranges)
+		return -ENOENT;
+	*start = sp->ranges[i].start;
+	*end = sp->ranges[i].end;
+	return 0;
+}
+
+static void describe_slot(struct samepage *sp, uint32_t id, struct sp_page *pg)
+{
+	struct sp_slot *s = slot_get(sp, id);
+
+	if (!s || !(s->flags & SLOT_USED)) {
+		pg->kind = SP_PAGE_NONE;
+		return;
+	}
+	if (s->nid_gen != (uint32_t)sp->pm_gen) {
+		/* one move_pages() per slot and lock hold */
+		s->nid = (int16_t)sp_query_slot_nid(sp, id);
+		s->nid_gen = (uint32_t)sp->pm_gen;
+	}
+	pg->kind = SP_PAGE_KSM;
+	pg->pfn = id;
+	pg->nid = s->nid;
+	pg->mapcount = (int)s->count;
+	pg->stable_node = s->node;
+	pg->data = slot_data(sp, id);
+}
+
+static int op_follow_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
+{
+	struct samepage *sp = be;
+
+	memset(pg, 0, sizeof(*pg));
+	if (mm != sp)
+		return -EINVAL;
+	if (sp_in_pending(sp, vpn))
+		sp_flush(sp);
+	struct sp_range *r = sp_range_find(sp, vpn);
+
+	if (!r)
+		return 0;
+	uint64_t i = vpn - r->start, e;
+	uint32_t rec = r->rec[i];
+	int nid;
+	int err = sp_pagemap_entry(sp, vpn, &e, &nid);
+
+	if (err)
+		return err;
+	bool present = e & PM_PRESENT;
+
+	if (rec_counted(rec) && rec_file(rec)) {
+		if (present && !(e & PM_FILE)) {
+			/* written since: a private copy (COW) */
+			sp_slot_release(sp, rec & REC_SLOT);
+			sp_set_rec(sp, r, i, REC_COWED | (rec & REC_SLOT));
+		} else if (e & PM_SWAP) {
+			/* a private copy, swapped out */
+			sp_slot_release(sp, rec & REC_SLOT);
+			sp_set_rec(sp, r, i, REC_COWED | (rec & REC_SLOT));
+			return 0;
+		} else {
+			describe_slot(sp, rec & REC_SLOT, pg);
+			return 0;
+		}
+	} else if (rec & REC_ANON) {
+		if ((!present && !(e & PM_SWAP)) || sp_entry_is_zero_page(sp, e, vpn)) {
+			if (rec & REC_SLOT) {
+				describe_slot(sp, rec & REC_SLOT, pg);
+			} else {
+				pg->kind = SP_PAGE_ZERO;
+				pg->data = sp_zero_page_data;
+			}
+			return 0;
+		}
+		/* written since */
+		sp_set_rec(sp, r, i, 0);
+		if (rec & REC_SLOT)
+			sp_slot_release(sp, rec & REC_SLOT);
+		else
+			ksm_zero_page_unmapped(sp->ksm, sp);
+	}
+	if (!present || (e & (PM_FILE | PM_SWAP)))
+		return 0;
+	if (sp_entry_is_zero_page(sp, e, vpn)) {
+		pg->kind = SP_PAGE_ZERO;
+		pg->data = sp_zero_page_data;
+		return 0;
+	}
+	pg->kind = SP_PAGE_ANON;
+	pg->pfn = vpn << sp->os.page_shift;
+	pg->nid = nid;
+	pg->data = sp_os_data(&sp->os, vpn);
+	return 0;
+}
+
+static int op_pfn_page(void *be, uint64_t pfn, struct sp_page *pg)
+{
+	struct samepage *sp = be;
+
+	memset(pg, 0, sizeof(*pg));
+	describe_slot(sp, (uint32_t)pfn, pg);
+	return 0;
+}
+
+static int op_merge(void *be, void *mm, uint64_t vpn, const struct sp_page *seen,
+		    uint64_t kpfn)
+{
+	struct samepage *sp = be;
+	(void)seen;
+
+	if (mm != sp)
+		return -EINVAL;
+	struct sp_range *r = sp_range_find(sp, vpn);
+	struct sp_slot *s = slot_get(sp, kpfn);
+
+	if (!r || !s || !(s->flags & SLOT_USED) || !(r->prot & PROT_READ))
+		return -EAGAIN;
+	uint64_t i = vpn - r->start;
+	uint32_t id = (uint32_t)kpfn;
+	uint32_t rec = (s->flags & SLOT_ZERO) ? (REC_ANON | id) : id;
+
+	if ((r->rec[i] & ~REC_COWED) == rec && rec_counted(r->rec[i]))
+		return -EAGAIN;		/* already maps it */
+	if (sp_in_pending(sp, vpn))
+		sp_flush(sp);
+	if (!sp_budget_ok(sp, r, i, rec))
+		return -ENOMEM;
+	/*
+	 * Hold the slot across sp_merge_page(): joining a run may flush other
+	 * runs, and undoing an aborted one can drop the slot's last count and
+	 * free it (punch its hole) while this page is about to map it.  The
+	 * hold becomes this page's count on success.
+	 */
+	s->count++;
+	int err = sp_merge_page(sp, r, i, rec, CHECK_EQUAL, slot_data(sp, id));
+
+	if (err)
+		sp_slot_release(sp, id);
+	return err;
+}
+
+static int op_merge_zero(void *be, void *mm, uint64_t vpn, const struct sp_page *seen)
+{
+	struct samepage *sp = be;
+	(void)seen;
+
+	if (mm != sp)
+		return -EINVAL;
+	struct sp_range *r = sp_range_find(sp, vpn);
+
+	if (!r || !(r->prot & PROT_READ))
+		return -EAGAIN;
+	uint64_t i = vpn - r->start;
+
+	if (r->rec[i] == REC_ANON)
+		return -EAGAIN;
+	if (sp_in_pending(sp, vpn))
+		sp_flush(sp);
+	if (!sp_budget_ok(sp, r, i, REC_ANON))
+		return -ENOMEM;
+	return sp_merge_page(sp, r, i, REC_ANON, CHECK_ZERO, NULL);
+}
+
+static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *seen,
+		       uint64_t *kpfn)
+{
+	struct samepage *sp = be;
+
+	if (mm != sp)
+		return -EINVAL;
+	struct sp_range *r = sp_range_find(sp, vpn);
+
+	if (!r || !(r->prot & PROT_READ))
+		return -EAGAIN;
+	uint64_t i = vpn - r->start;
+	int nid = seen && seen->nid >= 0 && seen->nid < sp->nr_nodes ? seen->nid : 0;
+	int64_t hint = -1;
+
+	if (sp_in_pending(sp, vpn))
+		sp_flush(sp);
+	/* consecutive store offsets for consecutive pages */
+	hint = sp_run_next_off(sp, vpn, nid);
+	if (hint < 0 && i > 0 && rec_file(r->rec[i - 1]) &&
+	    slot_nid(sp, r->rec[i - 1] & REC_SLOT) == nid)
+		hint = (int64_t)slot_off(sp, r->rec[i - 1] & REC_SLOT) + 1;
+
+	/* zero content is mapped anonymously (checked again once protected) */
+	bool zero = sp_os_is_zero(&sp->os, vpn);
+	uint32_t guess;
+
+	if (zero)
+		guess = REC_ANON | 1;
+	else if (hint >= 0 && (uint64_t)hint < sp->store[nid].cap)
+		guess = slot_id(sp, nid, (uint64_t)hint);
+	else
+		guess = slot_id(sp, nid, sp->store[nid].cap - 1);
+	if (!sp_budget_ok(sp, r, i, guess))
+		return -ENOMEM;
+	/* allocate before protecting: no malloc while a page is protected */
+	uint32_t id = sp_slot_alloc(sp, nid, hint);
+
+	if (!id)
+		return -ENOMEM;
+	struct sp_slot *s = slot_get(sp, id);
+
+	if (zero)
+		s->flags |= SLOT_ZERO;	/* the hole already reads zeros */
+	int err = sp_merge_page(sp, r, i, zero ? (REC_ANON | id) : id, CHECK_COPY, NULL);
+
+	if (err) {
+		sp_slot_free_unused(sp, id);
+		return err;
+	}
+	s->count = 1;
+	*kpfn = id;
+	return 0;
+}
+
+static int op_unmerge(void *be, void *mm, uint64_t start, uint64_t end)
+{
+	struct samepage *sp = be;
+
+	if (mm != sp)
+		return -EINVAL;
+	return sp_unmerge_range(sp, start, end);
+}
+
+static void op_set_stable_node(void *be, uint64_t kpfn, struct stable_node *node)
+{
+	struct samepage *sp = be;
+	struct sp_slot *s = slot_get(sp, kpfn);
+
+	if (s && (s->flags & SLOT_USED))
+		s->node = node;
+}
+
+static uint64_t op_now_ms(void *be)
+{
+	(void)be;
+	return sp_now_ms();
+}
+
+const struct sp_backend_ops sp_linux_ops = {
+	.find_range = op_find_range,
+	.follow_page = op_follow_page,
+	.pfn_page = op_pfn_page,
+	.merge = op_merge,
+	.merge_zero = op_merge_zero,
+	.make_ksm = op_make_ksm,
+	.unmerge = op_unmerge,
+	.set_stable_node = op_set_stable_node,
+	.now_ms = op_now_ms,
+	.cond_resched = NULL,
+};

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * os.h - the OS contract for one address space.
+ *
+ * Everything samepage does to an application's memory goes through these
+ * calls: read it, read its pagemap, write-protect and wake it (userfaultfd),
+ * map store pages or anonymous memory over it, give it private copies back,
+ * and learn what its mappings are.  os_self.c implements them for this
+ * process; a client process reached through its agent is the other world
+ * (the daemon) and implements the same calls.
+ *
+ * Rules
+ *   - Addresses are virtual page numbers (vpn) and page counts.
+ *   - Every call returns 0 (or a count) or a negative errno; -ESRCH means
+ *     the address space is gone.  No call ever faults on the application's
+ *     memory, whatever its protection: reads go through the kernel.
+ *   - sp_os_protect(on) parks every writer of the pages (user and kernel
+ *     mode) until sp_os_wake() or sp_os_protect(off); mapping over a
+ *     protected page does not wake its writers: the caller must wake.
+ *   - sp_os_map_file/map_anon replace the pages atomically (the old pages
+ *     are freed) and do not register the new mapping: the caller does.
+ *     On failure the old mapping is intact.
+ */
+#ifndef SAMEPAGE_LINUX_OS_H
+#define SAMEPAGE_LINUX_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst) */
+#define PM_PRESENT	(1ull << 63)
+#define PM_SWAP		(1ull << 62)
+#define PM_FILE		(1ull << 61)
+#define PM_UFFD_WP	(1ull << 57)
+#define PM_EXCL		(1ull << 56)
+#define PM_PFN		((1ull << 55) - 1)
+
+/* VmFlags of a mapping that matter to merging (from smaps). */
+enum {
+	SP_VMA_LOCKED	= 1u << 0,	/* lo, lf: mlock */
+	SP_VMA_WIPE	= 1u << 1,	/* wf: MADV_WIPEONFORK */
+	SP_VMA_DONTFORK	= 1u << 2,	/* dc: MADV_DONTFORK */
+	SP_VMA_DONTDUMP	= 1u << 3,	/* dd: MADV_DONTDUMP */
+	SP_VMA_UFFD	= 1u << 4,	/* um, ui: userfaultfd missing/minor */
+	SP_VMA_UFFD_WP	= 1u << 5,	/* uw: userfaultfd write-protect */
+	SP_VMA_SHARED	= 1u << 6,	/* sh, ms: shared */
+	SP_VMA_OTHER	= 1u << 7,	/* hugetlb, io, pfnmap, growsdown, sealed... */
+};
+
+/* One mapping (VMA) as /proc says it is now. */
+struct sp_vma {
+	uint64_t start, end;	/* bytes, [start, end) */
+	int prot;		/* PROT_* */
+	unsigned int flags;	/* SP_VMA_* */
+	uint64_t inode;		/* 0: anonymous */
+	uint64_t offset;	/* bytes, file mappings */
+	bool heap;		/* [heap], [anon:...] or unnamed anonymous */
+	bool exec;		/* executable */
+};
+
+struct sp_os {
+	int uffd;		/* our userfaultfd, write-protect mode */
+	int pagemap_fd;		/* /proc/self/pagemap */
+	size_t page;		/* bytes */
+	unsigned int page_shift;
+	uint64_t zero_pfn;	/* the shared zero page's PFN; 0 if PFNs are hidden */
+	int nr_nodes;
+	/* test hook: the node of the page at @addr, replacing move_pages() */
+	int (*node_of)(void *arg, const void *addr, bool store);
+	void *node_arg;
+};
+
+/* Open the uffd (checking write-protect support) and the pagemap. */
+int sp_os_open(struct sp_os *os);
+void sp_os_close(struct sp_os *os);
+
+/* userfaultfd */
+int sp_os_register(struct sp_os *os, uint64_t vpn, uint64_t n);
+int sp_os_unregister(struct sp_os *os, uint64_t vpn, uint64_t n);
+int sp_os_protect(struct sp_os *os, uint64_t vpn, uint64_t n, bool on);
+int sp_os_wake(struct sp_os *os, uint64_t vpn, uint64_t n);
+/* fault messages: the addresses of parked writers; returns the count */
+int sp_os_read_faults(struct sp_os *os, uint64_t *addr, int max);
+
+/* pagemap: @n entries from @vpn; returns the number read */
+int sp_os_pagemap(struct sp_os *os, uint64_t vpn, uint64_t *e, uint32_t n);
+/* the nodes of present pages [vpn, vpn+n) (e: their pagemap entries) */
+void sp_os_nodes(struct sp_os *os, uint64_t vpn, uint32_t n, const uint64_t *e,
+		 int16_t *nid);
+/* the node of a page of our own (a store page at @addr) */
+int sp_os_own_node(struct sp_os *os, void *addr, int fallback);
+
+/* content (the page must be present) */
+const void *sp_os_data(struct sp_os *os, uint64_t vpn);
+bool sp_os_equal(struct sp_os *os, uint64_t vpn, const void *want);
+bool sp_os_is_zero(struct sp_os *os, uint64_t vpn);
+int sp_os_copy_to_file(struct sp_os *os, uint64_t vpn, int fd, uint64_t off);
+/* a write access that changes no byte: breaks a shared zero page */
+void sp_os_touch(struct sp_os *os, uint64_t vpn);
+
+/* mappings */
+int sp_os_map_file(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, int fd,
+		   uint64_t off);
+int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot);
+/* pages [vpn, vpn+n), protected by the caller, become private anonymous
+ * memory with the same content and protection @prot */
+int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot);
+int sp_os_unmap(struct sp_os *os, uint64_t vpn, uint64_t n);
+
+/* what /proc says */
+long sp_os_count_vmas(struct sp_os *os);
+/* the VMAs over [a, b) (bytes); returns their number; *gap if part of
+ * [a, b) is not mapped */
+int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out,
+	       bool *gap);
+
+extern const uint64_t sp_zero_page_data[];
+
+uint64_t sp_now_ms(void);
+
+#endif /* SAMEPAGE_LINUX_OS_H */

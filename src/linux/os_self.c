@@ -1,0 +1,602 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * os_self.c - the OS layer (os.h) for this process: the only system calls
+ * on the application's memory.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <numa.h>
+#include <numaif.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "linux_internal.h"
+
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+/* ------------------------------------------------------------------------
+ * Reading and writing the application's memory.
+ *
+ * The application writes its memory while we read it; that is by design
+ * (the protection makes the content stable before anything is decided).
+ * These helpers are kept out of ThreadSanitizer's sight, and written as
+ * plain loops the compiler must not turn into memcmp/memcpy calls (which
+ * the sanitizer intercepts).
+ * --------------------------------------------------------------------- */
+#if defined(__SANITIZE_THREAD__)
+#define SP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SP_TSAN 1
+#endif
+#endif
+
+#define NO_TSAN __attribute__((no_sanitize("thread"), noinline, \
+	optimize("no-tree-loop-distribute-patterns")))
+
+const uint64_t sp_zero_page_data[65536 / 8] __attribute__((aligned(4096)));
+
+NO_TSAN static bool mem_equal(const void *a, const void *b, size_t len)
+{
+	const volatile uint64_t *x = a, *y = b;
+	uint64_t diff = 0;
+
+	for (size_t i = 0; i < len / 8; i += 8) {
+		diff |= (x[i] ^ y[i]) | (x[i + 1] ^ y[i + 1]) |
+			(x[i + 2] ^ y[i + 2]) | (x[i + 3] ^ y[i + 3]) |
+			(x[i + 4] ^ y[i + 4]) | (x[i + 5] ^ y[i + 5]) |
+			(x[i + 6] ^ y[i + 6]) | (x[i + 7] ^ y[i + 7]);
+		if (diff)
+			return false;
+	}
+	return true;
+}
+
+NO_TSAN static bool mem_is_zero(const void *a, size_t len)
+{
+	const volatile uint64_t *x = a;
+	uint64_t acc = 0;
+
+	for (size_t i = 0; i < len / 8; i += 8) {
+		acc |= x[i] | x[i + 1] | x[i + 2] | x[i + 3] |
+		       x[i + 4] | x[i + 5] | x[i + 6] | x[i + 7];
+		if (acc)
+			return false;
+	}
+	return true;
+}
+
+NO_TSAN static void mem_copy(void *dst, const void *src, size_t len)
+{
+	volatile uint64_t *d = dst;
+	const volatile uint64_t *s = src;
+
+	for (size_t i = 0; i < len / 8; i++)
+		d[i] = s[i];
+}
+
+/*
+ * A private copy of a page that is possibly shared: a locked read-modify-
+ * write of zero.  It is a write access (the kernel copies the page) that
+ * cannot lose a concurrent store of the application, whatever the order.
+ */
+NO_TSAN static void touch_page(void *p)
+{
+#if defined(__x86_64__)
+	__asm__ volatile("lock addq $0, (%0)" : : "r"(p) : "memory", "cc");
+#else
+	__atomic_fetch_add((uint64_t *)p, 0, __ATOMIC_SEQ_CST);
+#endif
+}
+
+#ifdef SP_TSAN
+/* Under ThreadSanitizer the engine gets snapshots of application pages, so
+ * that its own (instrumented) reads never race with the application. */
+#define SNAP_RING 256
+static __thread char (*snap_ring)[4096];
+static __thread unsigned int snap_next;
+
+static const void *snapshot(struct sp_os *os, const void *addr)
+{
+	if (os->page != 4096)
+		return addr;
+	if (!snap_ring) {
+		snap_ring = calloc(SNAP_RING, 4096);
+		if (!snap_ring)
+			return addr;
+	}
+	char *buf = snap_ring[snap_next++ % SNAP_RING];
+	mem_copy(buf, addr, 4096);
+	return buf;
+}
+#else
+static inline const void *snapshot(struct sp_os *os, const void *addr)
+{
+	(void)os;
+	return addr;
+}
+#endif
+
+uint64_t sp_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * mmap, mremap and pwrite of application memory go straight to the kernel:
+ * the sanitizers' interceptors would otherwise "write" the whole range
+ * (ThreadSanitizer resets its shadow on mmap) or read the source buffer,
+ * racing with the application's own writes, which the protection already
+ * orders for real.
+ */
+static void *raw_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+
+	return r < 0 && r > -4096 ? MAP_FAILED : (void *)r;
+}
+
+static void *raw_mremap(void *old, size_t olen, size_t nlen, int flags, void *naddr)
+{
+	long r = syscall(SYS_mremap, old, olen, nlen, flags, naddr);
+
+	return r < 0 && r > -4096 ? MAP_FAILED : (void *)r;
+}
+
+static ssize_t raw_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	return (ssize_t)syscall(SYS_pwrite64, fd, buf, len, off);
+}
+
+static inline void *vaddr(struct sp_os *os, uint64_t vpn)
+{
+	return (void *)(uintptr_t)(vpn << os->page_shift);
+}
+
+/* ------------------------------------------------------------------------
+ * userfaultfd
+ * --------------------------------------------------------------------- */
+int sp_os_protect(struct sp_os *os, uint64_t vpn, uint64_t n, bool on)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = vpn << os->page_shift, .len = n << os->page_shift },
+		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	while (ioctl(os->uffd, UFFDIO_WRITEPROTECT, &wp)) {
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+int sp_os_wake(struct sp_os *os, uint64_t vpn, uint64_t n)
+{
+	struct uffdio_range r = {
+		.start = vpn << os->page_shift, .len = n << os->page_shift,
+	};
+
+	return ioctl(os->uffd, UFFDIO_WAKE, &r) ? -errno : 0;
+}
+
+int sp_os_register(struct sp_os *os, uint64_t vpn, uint64_t n)
+{
+	struct uffdio_register reg = {
+		.range = { .start = vpn << os->page_shift, .len = n << os->page_shift },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	return ioctl(os->uffd, UFFDIO_REGISTER, &reg) ? -errno : 0;
+}
+
+int sp_os_unregister(struct sp_os *os, uint64_t vpn, uint64_t n)
+{
+	struct uffdio_range r = {
+		.start = vpn << os->page_shift, .len = n << os->page_shift,
+	};
+
+	return ioctl(os->uffd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+}
+
+int sp_os_read_faults(struct sp_os *os, uint64_t *addr, int max)
+{
+	struct uffd_msg msg[32];
+	int n = 0;
+
+	if (max > 32)
+		max = 32;
+	ssize_t got = read(os->uffd, msg, (size_t)max * sizeof(msg[0]));
+
+	if (got < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	for (ssize_t i = 0; i < got / (ssize_t)sizeof(msg[0]); i++)
+		if (msg[i].event == UFFD_EVENT_PAGEFAULT)
+			addr[n++] = msg[i].arg.pagefault.address;
+	return n;
+}
+
+/*
+ * Our userfaultfd must make the kernel itself wait on a protected page, not
+ * only user-mode accesses: the application may write its memory with
+ * read(2), process_vm_writev(2), io syscalls... and those writes must be
+ * parked like a store instruction, or they would land in the page we are
+ * about to replace (a lost write).  UFFD_USER_MODE_ONLY would open without
+ * privileges, but then a kernel-mode write into a protected page fails
+ * with EFAULT instead of waiting: unsafe, so it is never used.  Kernel-mode
+ * faults need CAP_SYS_PTRACE (or vm.unprivileged_userfaultfd=1), or access
+ * to /dev/userfaultfd.  No feature is requested: UFFD_FEATURE_EVENT_UNMAP
+ * in particular would make our own mmap(MAP_FIXED) wait for its event to be
+ * read (a self-deadlock for an engine that reads its own events).
+ */
+static int open_uffd(void)
+{
+	int fd = -1, dev_err = 0, sys_err = 0;
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+
+	if (dev >= 0) {
+		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			dev_err = errno;
+		close(dev);
+	} else {
+		dev_err = errno;
+	}
+	if (fd < 0) {
+		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			sys_err = errno;
+	}
+	if (fd < 0) {
+		sp_set_error("samepage: no userfaultfd with kernel-fault handling: "
+			     "/dev/userfaultfd: %s; userfaultfd(2): %s.  Needed: read-write "
+			     "access to /dev/userfaultfd, or CAP_SYS_PTRACE, or the sysctl "
+			     "vm.unprivileged_userfaultfd=1",
+			     strerror(dev_err), strerror(sys_err));
+		return -(sys_err ? sys_err : dev_err ? dev_err : EPERM);
+	}
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		int err = errno;
+
+		sp_set_error("samepage: UFFDIO_API failed: %s", strerror(err));
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+/* Does the kernel do write-protect mode on anonymous memory? */
+static int probe_wp(struct sp_os *os)
+{
+	void *p = mmap(NULL, os->page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	int err = sp_os_register(os, (uintptr_t)p >> os->page_shift, 1);
+
+	if (err)
+		sp_set_error("samepage: this kernel cannot write-protect anonymous "
+			     "memory with userfaultfd (UFFDIO_REGISTER_MODE_WP: %s); "
+			     "Linux 5.7 or later with CONFIG_HAVE_ARCH_USERFAULTFD_WP "
+			     "is needed", strerror(-err));
+	else
+		sp_os_unregister(os, (uintptr_t)p >> os->page_shift, 1);
+	munmap(p, os->page);
+	return err;
+}
+
+/* The PFN of the shared zero page, or 0 if PFNs are hidden from us. */
+static uint64_t find_zero_pfn(struct sp_os *os)
+{
+	volatile char *p = mmap(NULL, os->page, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t e = 0;
+
+	if (p == MAP_FAILED)
+		return 0;
+	(void)p[0];
+	if (pread(os->pagemap_fd, &e, 8, (off_t)((uintptr_t)p >> os->page_shift) * 8) != 8)
+		e = 0;
+	munmap((void *)p, os->page);
+	if (!(e & PM_PRESENT))
+		return 0;
+	return e & PM_PFN;
+}
+
+int sp_os_open(struct sp_os *os)
+{
+	os->uffd = os->pagemap_fd = -1;
+	os->page = (size_t)sysconf(_SC_PAGESIZE);
+	os->page_shift = 0;
+	while ((1ul << os->page_shift) < os->page)
+		os->page_shift++;
+	int err = open_uffd();
+
+	if (err < 0)
+		return err;
+	os->uffd = err;
+	err = probe_wp(os);
+	if (err)
+		return err;
+	os->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (os->pagemap_fd < 0) {
+		err = -errno;
+		sp_set_error("samepage: cannot open /proc/self/pagemap: %s (is /proc "
+			     "mounted?)", strerror(errno));
+		return err;
+	}
+	os->zero_pfn = find_zero_pfn(os);
+	return 0;
+}
+
+void sp_os_close(struct sp_os *os)
+{
+	if (os->uffd >= 0)
+		close(os->uffd);
+	if (os->pagemap_fd >= 0)
+		close(os->pagemap_fd);
+	os->uffd = os->pagemap_fd = -1;
+}
+
+/* ------------------------------------------------------------------------
+ * pagemap and nodes
+ * --------------------------------------------------------------------- */
+int sp_os_pagemap(struct sp_os *os, uint64_t vpn, uint64_t *e, uint32_t n)
+{
+	ssize_t got = pread(os->pagemap_fd, e, (size_t)n * 8, (off_t)(vpn * 8));
+
+	if (got < 0)
+		return -errno;
+	return (int)(got / 8);
+}
+
+void sp_os_nodes(struct sp_os *os, uint64_t vpn, uint32_t n, const uint64_t *e,
+		 int16_t *nid)
+{
+	void *addrs[512];
+	int status[512];
+
+	if (os->nr_nodes <= 1 && !os->node_of) {
+		memset(nid, 0, n * sizeof(*nid));
+		return;
+	}
+	if (n > 512)
+		n = 512;
+	for (uint32_t k = 0; k < n; k++) {
+		addrs[k] = vaddr(os, vpn + k);
+		status[k] = -1;
+	}
+	if (os->node_of) {
+		for (uint32_t k = 0; k < n; k++)
+			status[k] = (e[k] & PM_PRESENT) ?
+				os->node_of(os->node_arg, addrs[k], false) : 0;
+	} else if (move_pages(0, n, addrs, NULL, status, 0)) {
+		for (uint32_t k = 0; k < n; k++)
+			status[k] = 0;
+	}
+	for (uint32_t k = 0; k < n; k++)
+		nid[k] = (int16_t)(status[k] >= 0 && status[k] < os->nr_nodes ? status[k] : 0);
+}
+
+int sp_os_own_node(struct sp_os *os, void *addr, int fallback)
+{
+	if (os->node_of)
+		return os->node_of(os->node_arg, addr, true);
+	if (os->nr_nodes == 1)
+		return 0;
+	int status = -1;
+
+	if (move_pages(0, 1, &addr, NULL, &status, 0) == 0 && status >= 0 &&
+	    status < os->nr_nodes)
+		return status;
+	return fallback;
+}
+
+/* ------------------------------------------------------------------------
+ * content
+ * --------------------------------------------------------------------- */
+const void *sp_os_data(struct sp_os *os, uint64_t vpn)
+{
+	return snapshot(os, vaddr(os, vpn));
+}
+
+bool sp_os_equal(struct sp_os *os, uint64_t vpn, const void *want)
+{
+	return mem_equal(vaddr(os, vpn), want, os->page);
+}
+
+bool sp_os_is_zero(struct sp_os *os, uint64_t vpn)
+{
+	return mem_is_zero(vaddr(os, vpn), os->page);
+}
+
+int sp_os_copy_to_file(struct sp_os *os, uint64_t vpn, int fd, uint64_t off)
+{
+	ssize_t r = raw_pwrite(fd, vaddr(os, vpn), os->page, (off_t)(off << os->page_shift));
+
+	return r == (ssize_t)os->page ? 0 : r < 0 ? -errno : -EIO;
+}
+
+void sp_os_touch(struct sp_os *os, uint64_t vpn)
+{
+	touch_page(vaddr(os, vpn));
+}
+
+/* ------------------------------------------------------------------------
+ * mappings
+ * --------------------------------------------------------------------- */
+int sp_os_map_file(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, int fd,
+		   uint64_t off)
+{
+	void *m = raw_mmap(vaddr(os, vpn), n << os->page_shift, prot, MAP_PRIVATE | MAP_FIXED,
+			   fd, (off_t)(off << os->page_shift));
+
+	return m == MAP_FAILED ? -errno : 0;
+}
+
+int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot)
+{
+	void *m = raw_mmap(vaddr(os, vpn), n << os->page_shift, prot,
+			   MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+
+	return m == MAP_FAILED ? -errno : 0;
+}
+
+int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot)
+{
+	size_t len = n << os->page_shift;
+	void *addr = vaddr(os, vpn);
+	void *st = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (st == MAP_FAILED)
+		return -errno;
+	mem_copy(st, addr, len);
+	if (prot != (PROT_READ | PROT_WRITE))
+		(void)mprotect(st, len, prot);
+	if (raw_mremap(st, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr) == MAP_FAILED) {
+		int err = -errno;
+
+		munmap(st, len);
+		return err;
+	}
+	return 0;
+}
+
+int sp_os_unmap(struct sp_os *os, uint64_t vpn, uint64_t n)
+{
+	return munmap(vaddr(os, vpn), n << os->page_shift) ? -errno : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * What /proc says.
+ * --------------------------------------------------------------------- */
+long sp_os_count_vmas(struct sp_os *os)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	char buf[65536];
+	long n = 0;
+	ssize_t got;
+
+	(void)os;
+	if (fd < 0)
+		return -1;
+	while ((got = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < got; i++)
+			n += buf[i] == '\n';
+	close(fd);
+	return n;
+}
+
+static unsigned int vm_flag(const char *fl)
+{
+	static const struct { char name[3]; unsigned int bit; } tab[] = {
+		{ "lo", SP_VMA_LOCKED }, { "lf", SP_VMA_LOCKED }, { "wf", SP_VMA_WIPE },
+		{ "dc", SP_VMA_DONTFORK }, { "dd", SP_VMA_DONTDUMP }, { "um", SP_VMA_UFFD },
+		{ "ui", SP_VMA_UFFD }, { "uw", SP_VMA_UFFD_WP }, { "sh", SP_VMA_SHARED },
+		{ "ms", SP_VMA_SHARED }, { "ht", SP_VMA_OTHER }, { "gd", SP_VMA_OTHER },
+		{ "gu", SP_VMA_OTHER }, { "io", SP_VMA_OTHER }, { "pf", SP_VMA_OTHER },
+		{ "de", SP_VMA_OTHER }, { "mm", SP_VMA_OTHER }, { "sl", SP_VMA_OTHER },
+		{ "dp", SP_VMA_OTHER },
+	};
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (!strcmp(fl, tab[i].name))
+			return tab[i].bit;
+	return 0;
+}
+
+int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out, bool *gap)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char *line = NULL;
+	size_t cap = 0, n = 0, c = 0;
+	struct sp_vma *v = NULL, *cur = NULL;
+	uint64_t covered = a;
+
+	(void)os;
+	*gap = false;
+	*out = NULL;
+	if (!f) {
+		sp_set_error("samepage: cannot read /proc/self/smaps: %s", strerror(errno));
+		return -errno;
+	}
+	while (getline(&line, &cap, f) > 0) {
+		unsigned long long s, e, off = 0;
+		char perms[8] = "", path[256] = "";
+		unsigned long long ino = 0;
+		int pos = 0;
+
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %llu%n", &s, &e, perms, &off, &ino,
+			   &pos) >= 5 && strchr(line, '-') < strchr(line, ' ')) {
+			cur = NULL;
+			if (e <= a || s >= b)
+				continue;
+			if (sscanf(line + pos, " %255[^\n]", path) != 1)
+				path[0] = 0;
+			if (n == c) {
+				c = c ? 2 * c : 16;
+				struct sp_vma *nv = realloc(v, c * sizeof(*v));
+
+				if (!nv) {
+					free(v);
+					free(line);
+					fclose(f);
+					return -ENOMEM;
+				}
+				v = nv;
+			}
+			cur = &v[n++];
+			*cur = (struct sp_vma){
+				.start = s, .end = e, .inode = ino, .offset = off,
+				.prot = (perms[0] == 'r' ? PROT_READ : 0) |
+					(perms[1] == 'w' ? PROT_WRITE : 0) |
+					(perms[2] == 'x' ? PROT_EXEC : 0),
+				.flags = perms[3] == 's' ? SP_VMA_SHARED : 0,
+				.exec = perms[2] == 'x',
+				.heap = ino == 0 && (path[0] == 0 || !strcmp(path, "[heap]") ||
+						     !strncmp(path, "[anon:", 6)),
+			};
+			if (s > covered)
+				*gap = true;
+			if (e > covered)
+				covered = e;
+			continue;
+		}
+		if (cur && !strncmp(line, "VmFlags:", 8)) {
+			char *p = line + 8;
+			char fl[8];
+			int k;
+
+			while (sscanf(p, " %7s%n", fl, &k) == 1) {
+				p += k;
+				cur->flags |= vm_flag(fl);
+			}
+		}
+	}
+	free(line);
+	fclose(f);
+	if (covered < b)
+		*gap = true;
+	*out = v;
+	return (int)n;
+}
+
+long sp_count_vmas(void)
+{
+	return sp_os_count_vmas(NULL);
+}
