@@ -86,6 +86,25 @@ struct sp_backend_ops {
 	int (*follow_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
 
 	/*
+	 * scan_page - optional (may be NULL: follow_page is used).  The same
+	 * as follow_page, called only by the scan cursor, which visits the
+	 * pages of a range in increasing order: the backend may read the
+	 * following pages along (real memory reads through the kernel, one
+	 * call for many pages).
+	 */
+	int (*scan_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
+
+	/*
+	 * read_page - optional.  follow_page may leave pg->data NULL for an
+	 * SP_PAGE_ANON page (reading it costs a system call for real memory,
+	 * and a tree walk needs most pages only by their cached prefix); the
+	 * engine then calls read_page with the same (@mm, @vpn, @pg) when it
+	 * needs the content, which sets pg->data or returns an error (the
+	 * page went away).  scan_page always sets data.
+	 */
+	int (*read_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
+
+	/*
 	 * pfn_page - describe the page @pfn (a KSM page the engine knows by
 	 * its stable node's kpfn).  If the page was freed, pg->kind is
 	 * SP_PAGE_NONE; if it was freed and reused, pg->stable_node will not

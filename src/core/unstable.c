@@ -82,6 +82,11 @@ struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item 
 			return NULL;
 		if (key != tree_item->key)
 			ret = key < tree_item->key ? -1 : 1;
+		else if (!tree_page->data &&
+			 (!ops->read_page ||
+			  ops->read_page(ksm->be.be, slot->mm, tree_item->vpn, tree_page) ||
+			  !tree_page->data))
+			return NULL;	/* gone meanwhile */
 		else
 			ret = ksm_memcmp_pages(ksm, page->data, tree_page->data);
 		parent = *link;

@@ -72,13 +72,13 @@ static void destroy(struct samepage *sp)
 	for (int i = 0; i < SP_PM_CACHE; i++)
 		free(sp->win[i]);
 	sp_store_fini(sp);
+	sp_vma_cache_free(sp);
 	sp_os_close(&sp->os);
 	if (sp->stop_pipe[0] >= 0)
 		close(sp->stop_pipe[0]);
 	if (sp->stop_pipe[1] >= 0)
 		close(sp->stop_pipe[1]);
 	pthread_cond_destroy(&sp->wake);
-	pthread_mutex_destroy(&sp->runs_lock);
 	pthread_mutex_destroy(&sp->lock);
 	free(sp);
 }
@@ -97,7 +97,6 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&sp->lock, NULL);
-	pthread_mutex_init(&sp->runs_lock, NULL);
 	pthread_condattr_t ca;
 
 	pthread_condattr_init(&ca);

@@ -85,7 +85,7 @@ void sp_publish(struct samepage *sp)
 void sp_unlock(struct samepage *sp)
 {
 	/* never leave a page write-protected behind the lock */
-	sp_flush(sp);
+	sp_flush_batch(sp);
 	if (sp->ksm)
 		sp_publish(sp);
 	pthread_mutex_unlock(&sp->lock);
@@ -190,7 +190,7 @@ void *sp_scanner_main(void *arg)
 	sp_lock(sp);
 	while (!sp->stop) {
 		if (ksm_run_state(sp->ksm) != KSM_RUN_MERGE) {
-			sp_flush(sp);
+			sp_flush_batch(sp);
 			pthread_cond_wait(&sp->wake, &sp->lock);
 			sp_cache_invalidate(sp);
 			continue;
@@ -198,7 +198,7 @@ void *sp_scanner_main(void *arg)
 		(void)ksm_do_scan(sp->ksm, ksm_pages_to_scan(sp->ksm), NULL);
 		unsigned long ms = ksm_sleep_millisecs(sp->ksm);
 
-		sp_flush(sp);
+		sp_flush_batch(sp);
 		if (ms == 0) {
 			sp_unlock(sp);
 			/*

@@ -85,10 +85,16 @@
 #define REC_ANON	0x40000000u
 #define REC_SLOT	0x3fffffffu
 
+/* The pfn (backend.h) of an ordinary anonymous page: this flag, the
+ * address space's number above bit 40, the vpn below.  Slot ids (KSM
+ * pages) are below 2^30, so the two never collide. */
+#define SP_PFN_ANON	(1ull << 62)
+
 #define SP_RUN_MAX	512	/* pages per batched mapping */
 #define SP_PENDING	8	/* runs batched at once */
 #define SP_PM_WIN	512	/* pagemap entries read per call */
 #define SP_NSTAT	40	/* names samepage_get() answers */
+#define SP_COW_MAX	512	/* copied-on-write pages privatized per flush */
 
 /* Slot flags. */
 #define SLOT_USED	0x01	/* allocated (count may be 0 only transiently) */
@@ -107,6 +113,7 @@ struct sp_slot {
 struct sp_store {
 	int fd;			/* memfd */
 	char *view;		/* MAP_SHARED, the engine's own view */
+	uint64_t ino;		/* the memfd's inode (to recognise our mappings) */
 	uint64_t cap;		/* pages reserved (file size) */
 	uint64_t hwm;		/* slots [0, hwm) have been handed out once */
 	uint64_t next;		/* next-fit cursor */
@@ -121,14 +128,26 @@ struct sp_range {
 	uint32_t *rec;		/* end - start records */
 };
 
-struct sp_run {			/* all fields under runs_lock */
-	int state;		/* RUN_FREE, RUN_PENDING, RUN_MAPPING, RUN_ABORTED */
-	uint64_t vpn;		/* first page */
-	uint32_t n;
+/*
+ * A pending run: consecutive pages protected and checked, to be mapped to
+ * consecutive slots (or anonymously) in one go.  The fault reader aborts
+ * runs without any lock (merge.c): state is the handshake, vpn and n are
+ * atomics the engine writes only while the run is PENDING (n grows), the
+ * rest is the engine's alone.
+ */
+struct vmas {
+	struct sp_vma *v;
+	int n;			/* < 0: could not be read: nothing is ours */
+};
+
+struct sp_run {
+	_Atomic int state;	/* RUN_* (merge.c) */
+	_Atomic uint64_t vpn;	/* first page */
+	_Atomic uint32_t n;	/* pages */
 	bool anon;		/* anonymous mapping (zero content) */
 	int nid;		/* store of a file run */
 	uint64_t off;		/* store offset of the first page */
-	int prot;
+	uint32_t old[SP_RUN_MAX];	/* each page's record before the run */
 };
 
 /* A window of pagemap entries, aligned to SP_PM_WIN pages. */
@@ -167,9 +186,11 @@ struct samepage {
 	struct sp_range *ranges;
 	size_t nranges, cranges;
 
-	pthread_mutex_t runs_lock;	/* run[]: shared with the fault reader */
-	struct sp_run run[SP_PENDING];
-	uint32_t run_old[SP_PENDING][SP_RUN_MAX];	/* records before the run */
+	struct sp_run run[SP_PENDING];	/* shared with the fault reader */
+	struct vmas vma_cache;		/* the mappings, as of vma_cache_gen */
+	uint64_t vma_cache_gen, vma_cache_lo, vma_cache_hi;
+	uint64_t cow[SP_COW_MAX];	/* pages seen copied-on-write: to privatize */
+	unsigned int ncow;
 	struct sp_pmwin *win[SP_PM_CACHE];	/* pagemap cache, lazily allocated */
 	uint64_t pm_gen;			/* bumped at each lock: cache invalid */
 
@@ -185,6 +206,7 @@ struct samepage {
 	long merge_runs;		/* batched mappings made */
 	long merges;			/* pages mapped to a KSM or zero page */
 	long runs_aborted;		/* runs given up for a parked writer */
+	long merges_refused;		/* pages whose mapping changed: not merged */
 	atomic_long writers_parked;	/* uffd fault messages read */
 
 	/*
@@ -221,6 +243,7 @@ struct samepage {
 	X(merges, sp->merges)						\
 	X(runs_aborted, sp->runs_aborted)				\
 	X(merge_runs, sp->merge_runs)					\
+	X(merges_refused, sp->merges_refused)				\
 	X(writers_parked, atomic_load(&sp->writers_parked))
 
 enum check { CHECK_EQUAL, CHECK_ZERO, CHECK_COPY };
@@ -265,10 +288,11 @@ static inline bool rec_file(uint32_t rec)
 	return (rec & REC_SLOT) && !(rec & REC_ANON);
 }
 
-/* The record holds a count on its slot. */
+/* The record holds a count on its slot (every record naming a slot: a
+ * mapping of ours still refers to it, copied-on-write or not). */
 static inline bool rec_counted(uint32_t rec)
 {
-	return (rec & REC_SLOT) && !(rec & REC_COWED);
+	return (rec & REC_SLOT) != 0;
 }
 
 
@@ -295,15 +319,19 @@ void sp_cache_invalidate(struct samepage *sp);
 void sp_cache_forget(struct samepage *sp, uint64_t vpn, uint64_t n);
 int sp_pagemap_entry(struct samepage *sp, uint64_t vpn, uint64_t *e, int *nid);
 bool sp_entry_is_zero_page(struct samepage *sp, uint64_t e, uint64_t vpn);
+uint32_t sp_pagemap_present_after(struct samepage *sp, uint64_t vpn);
 
 /* merge.c */
 bool sp_in_pending(struct samepage *sp, uint64_t vpn);
 int sp_flush(struct samepage *sp);
+void sp_flush_batch(struct samepage *sp);
 bool sp_abort_at(struct samepage *sp, uint64_t addr);
 int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t rec,
 		  enum check how, const void *want);
 int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end);
 int64_t sp_run_next_off(struct samepage *sp, uint64_t vpn, int nid);
+void sp_note_cowed(struct samepage *sp, uint64_t vpn);
+void sp_vma_cache_free(struct samepage *sp);
 
 /* host.c */
 void sp_lock(struct samepage *sp);

@@ -1,200 +1,400 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * merge.c - THE merge protocol: protect -> compare -> record -> map ->
- * register -> wake, batched in pending runs; and unmerge.
+ * merge.c - THE merge protocol: protect -> compare -> record -> (check the
+ * mapping) -> map -> register -> wake, batched in pending runs; privatizing
+ * pages seen copied-on-write; and unmerge.
+ *
+ * Pending runs.  A page joins a run before it is write-protected, so every
+ * page we hold protected across engine code is in a run, and the fault
+ * reader can always let its writer go: it aborts the run (removes the
+ * protection at once) without taking any lock the engine may hold.  This is
+ * what makes it safe for the engine to touch memory the application
+ * registered (the engine's own allocations may live in a registered heap,
+ * an application thread calling samepage_scan() runs the engine on its own,
+ * possibly registered, stack): a write of ours into a page we protected
+ * parks us only until the reader has aborted that page's run.
+ *
+ * The handshake (sp_run.state):
+ *   FREE -> PENDING            engine: a new run (vpn, n set first)
+ *   PENDING -> ABORTING        reader: it unprotects [vpn, vpn+n), then
+ *   ABORTING -> ABORTED        reader (again from ABORTED if a page was
+ *                              added meanwhile and a writer faults on it)
+ *   PENDING|ABORTED -> MAPPING engine, at flush: from then on the reader
+ *                              keeps off; the engine maps or undoes, wakes,
+ *   MAPPING -> FREE            and frees the run.
+ * The engine waits while a run is ABORTING (the reader is inside one ioctl).
+ * Between PENDING -> MAPPING and the wake the engine makes system calls
+ * only: it writes no memory that could be a page of the run.
+ *
+ * Before a run is mapped, the mappings under it are read from /proc (one
+ * read per flush): a page is mapped only if its VMA is still ours (our
+ * userfaultfd registration, private, anonymous or our store at the
+ * expected offset) and carries no flag the replacement would drop (mlock,
+ * wipe-on-fork, dont-fork, dont-dump, the application's own userfaultfd);
+ * the replacement gets the VMA's protection as it is now.  Other pages are
+ * not merged (merges_refused) and keep their mapping untouched.  The one
+ * window left: a protection change made by another thread between that
+ * read and the mmap, a few microseconds (samepage(3)).
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/userfaultfd.h>
-#include <numa.h>
-#include <numaif.h>
-#include <stdio.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "linux_internal.h"
 
-/* ------------------------------------------------------------------------
- * Batched mappings (pending runs).
- *
- * A page joins a run (under runs_lock) before it is write-protected, so
- * that every page we hold protected across engine code is in a run.  This
- * matters: between two operations the engine may call malloc(), and an
- * application thread parked on a pending page could hold the malloc lock
- * (if it registered memory that malloc writes).  So the fault reader thread
- * aborts a pending run as soon as a writer faults on one of its pages:
- * it marks the run RUN_ABORTED and removes the protection at once, without
- * the engine lock; the flush then undoes the run's records (the pages keep
- * their old mapping, as if they had been written).  A run being mapped
- * (RUN_MAPPING) is not aborted: its writers are woken in a moment.
- * --------------------------------------------------------------------- */
-enum { RUN_FREE, RUN_PENDING, RUN_MAPPING, RUN_ABORTED };
+enum { RUN_FREE, RUN_PENDING, RUN_ABORTING, RUN_ABORTED, RUN_MAPPING };
 
-/*
- * Is @vpn in a run?  vpn and n of a run are written only by the engine side
- * (under the engine lock and runs_lock), so the engine side reads them
- * without runs_lock; the fault reader only ever changes state.
- */
+/* Flags that forbid replacing a mapping (or that mean it is not ours). */
+#define VMA_REFUSE (SP_VMA_LOCKED | SP_VMA_WIPE | SP_VMA_DONTFORK | SP_VMA_DONTDUMP | \
+		    SP_VMA_UFFD | SP_VMA_SHARED | SP_VMA_OTHER)
+/* Flags an unmerge carries over to the private replacement. */
+#define VMA_KEEP (SP_VMA_LOCKED | SP_VMA_DONTFORK | SP_VMA_DONTDUMP)
+
+/* Is @vpn in a run?  (Engine side: vpn and n change only under its lock.) */
 bool sp_in_pending(struct samepage *sp, uint64_t vpn)
 {
 	for (int k = 0; k < SP_PENDING; k++) {
 		struct sp_run *p = &sp->run[k];
+		uint32_t n = atomic_load_explicit(&p->n, memory_order_relaxed);
+		uint64_t v = atomic_load_explicit(&p->vpn, memory_order_relaxed);
 
-		if (p->n && vpn >= p->vpn && vpn < p->vpn + p->n)
+		if (n && vpn >= v && vpn < v + n)
 			return true;
 	}
 	return false;
 }
 
-/*
- * Map [vpn, vpn+n) to a slot run (or anonymously), register the new VMA,
- * wake the writers parked on it.  The pages are write-protected and their
- * content checked.  On failure the protection is removed and the old
- * mapping is intact (mmap checks map_count before it unmaps anything).
- */
-int sp_map_protected(struct samepage *sp, uint64_t vpn, uint64_t n, bool anon,
-			 int nid, uint64_t off, int prot)
-{
-	int err = anon ? sp_os_map_anon(&sp->os, vpn, n, prot) :
-			 sp_os_map_file(&sp->os, vpn, n, prot, sp->store[nid].fd, off);
+/* ------------------------------------------------------------------------
+ * Looking at the mappings.
+ * --------------------------------------------------------------------- */
 
-	if (err) {
-		sp_os_protect(&sp->os, vpn, n, false);
-		return err;
-	}
-	(void)sp_os_register(&sp->os, vpn, n);
-	sp_os_wake(&sp->os, vpn, n);
-	sp_cache_forget(sp, vpn, n);
-	return 0;
+static void vmas_read(struct samepage *sp, struct vmas *vs, uint64_t lo, uint64_t hi)
+{
+	bool gap;
+
+	vs->v = NULL;
+	vs->n = sp_os_vmas(&sp->os, lo << sp->os.page_shift, hi << sp->os.page_shift,
+			   &vs->v, &gap);
 }
 
-static void flush_run(struct samepage *sp, int k)
+/*
+ * The mappings over [lo, hi) as of this hold of the engine lock (one batch):
+ * /proc/self/smaps costs milliseconds for a large process, so it is read
+ * once per batch that maps anything, not once per flush.  Our own changes
+ * meanwhile (new mappings of ours at the same places) keep what matters:
+ * protection, flags and our registration; the backing of a page we mapped
+ * is checked through its record (vma_matches) against the VMA list of the
+ * batch start, so a page merged twice in one batch is refused the second
+ * time, never mismapped.
+ */
+static const struct vmas *vmas_batch(struct samepage *sp, uint64_t lo, uint64_t hi)
+{
+	struct vmas *vs = &sp->vma_cache;
+
+	if (sp->vma_cache_gen == sp->pm_gen && sp->vma_cache_lo <= lo &&
+	    sp->vma_cache_hi >= hi && vs->n >= 0)
+		return vs;
+	free(vs->v);
+	/* the whole registered span: one read serves the batch */
+	uint64_t a = sp->nranges ? sp->ranges[0].start : lo;
+	uint64_t b = sp->nranges ? sp->ranges[sp->nranges - 1].end : hi;
+
+	if (lo < a)
+		a = lo;
+	if (hi > b)
+		b = hi;
+	vmas_read(sp, vs, a, b);
+	sp->vma_cache_gen = sp->pm_gen;
+	sp->vma_cache_lo = a;
+	sp->vma_cache_hi = b;
+	return vs;
+}
+
+void sp_vma_cache_free(struct samepage *sp)
+{
+	free(sp->vma_cache.v);
+	sp->vma_cache.v = NULL;
+	sp->vma_cache.n = -1;
+	sp->vma_cache_gen = 0;
+}
+
+static const struct sp_vma *vma_at(const struct vmas *vs, uint64_t vpn, unsigned int shift)
+{
+	uint64_t a = vpn << shift;
+	int lo = 0, hi = vs->n;
+
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+
+		if (vs->v[mid].end <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < vs->n && vs->v[lo].start <= a)
+		return &vs->v[lo];
+	return NULL;
+}
+
+/*
+ * Is page @vpn, whose record is @rec, still mapped the way the record
+ * says, by a VMA of ours?  @refuse: flags that disqualify the VMA.
+ */
+static bool vma_matches(struct samepage *sp, const struct sp_vma *vma, uint64_t vpn,
+			uint32_t rec, unsigned int refuse)
+{
+	if (!vma || vma->exec || !(vma->flags & SP_VMA_UFFD_WP) || (vma->flags & refuse))
+		return false;
+	if (!rec_file(rec))
+		return vma->inode == 0;
+	uint32_t id = rec & REC_SLOT;
+	uint64_t at = vma->offset + ((vpn << sp->os.page_shift) - vma->start);
+
+	return vma->inode == sp->store[slot_nid(sp, id)].ino &&
+	       at == slot_off(sp, id) << sp->os.page_shift;
+}
+
+/* ------------------------------------------------------------------------
+ * Runs.
+ * --------------------------------------------------------------------- */
+/* The engine takes a run over from the reader; returns its state before. */
+static int run_take(struct sp_run *p)
+{
+	for (;;) {
+		int s = atomic_load(&p->state);
+
+		if (s == RUN_FREE)
+			return s;
+		if (s == RUN_ABORTING) {
+			sched_yield();
+			continue;
+		}
+		if (atomic_compare_exchange_weak(&p->state, &s, RUN_MAPPING))
+			return s;
+	}
+}
+
+static void run_free(struct sp_run *p)
+{
+	atomic_store(&p->n, 0);
+	atomic_store(&p->state, RUN_FREE);
+}
+
+/* Pages [j0, j1) of run @k keep their old mapping: restore their records. */
+static void run_undo(struct samepage *sp, struct sp_run *p, uint32_t j0, uint32_t j1)
+{
+	uint64_t vpn = atomic_load(&p->vpn);
+
+	for (uint32_t j = j0; j < j1; j++) {
+		struct sp_range *r = sp_range_find(sp, vpn + j);
+
+		if (!r)
+			continue;
+		uint64_t i = vpn + j - r->start;
+		uint32_t rec = r->rec[i];
+
+		if (rec == p->old[j])
+			continue;	/* never installed */
+		sp_set_rec(sp, r, i, p->old[j]);
+		if (rec_counted(rec))
+			sp_slot_release(sp, rec & REC_SLOT);
+		else if (rec == REC_ANON)
+			ksm_zero_page_unmapped(sp->ksm, sp);
+	}
+}
+
+/* Pages [j0, j1) of run @k were mapped: what they held before goes. */
+static void run_done(struct samepage *sp, struct sp_run *p, uint32_t j0, uint32_t j1)
+{
+	for (uint32_t j = j0; j < j1; j++) {
+		uint32_t old = p->old[j];
+
+		if (rec_counted(old))
+			sp_slot_release(sp, old & REC_SLOT);
+		else if (old == REC_ANON)
+			ksm_zero_page_unmapped(sp->ksm, sp);
+	}
+}
+
+static void flush_run(struct samepage *sp, int k, const struct vmas *vs)
 {
 	struct sp_run *p = &sp->run[k];
+	int state = run_take(p);
 
-	pthread_mutex_lock(&sp->runs_lock);
-	int state = p->state;
-
-	if (state == RUN_PENDING)
-		p->state = RUN_MAPPING;
-	pthread_mutex_unlock(&sp->runs_lock);
 	if (state == RUN_FREE)
 		return;
-	int err = -EAGAIN;
+	uint64_t vpn = atomic_load(&p->vpn);
+	uint32_t n = atomic_load(&p->n);
+	unsigned int sh = sp->os.page_shift;
 
-	if (state == RUN_PENDING && p->n)
-		err = sp_map_protected(sp, p->vpn, p->n, p->anon, p->nid, p->off, p->prot);
-	if (err) {
-		/* undo: the pages keep their old mapping, as if written */
-		if (state == RUN_ABORTED)
-			sp_os_protect(&sp->os, p->vpn, p->n, false);
-		for (uint32_t j = 0; j < p->n; j++) {
-			struct sp_range *r = sp_range_find(sp, p->vpn + j);
-
-			if (!r)
-				continue;
-			uint64_t i = p->vpn + j - r->start;
-			uint32_t rec = r->rec[i];
-
-			if (rec == sp->run_old[k][j])
-				continue;	/* never installed */
-			sp_set_rec(sp, r, i, sp->run_old[k][j]);
-			if (rec_counted(rec))
-				sp_slot_release(sp, rec & REC_SLOT);
-			else if (rec == REC_ANON)
-				ksm_zero_page_unmapped(sp->ksm, sp);
-		}
-		if (state == RUN_ABORTED)
-			sp->runs_aborted++;
-	} else {
-		sp->merge_runs++;
-		sp->merges += p->n;
+	if (state == RUN_ABORTED) {
+		/* (again: pages may have joined after the abort) */
+		sp_os_protect(&sp->os, vpn, n, false);
+		run_undo(sp, p, 0, n);
+		sp->runs_aborted++;
+		run_free(p);
+		return;
 	}
-	pthread_mutex_lock(&sp->runs_lock);
-	p->n = 0;
-	p->state = RUN_FREE;
-	pthread_mutex_unlock(&sp->runs_lock);
+	/* map piece by piece: the pages of one VMA at a time */
+	for (uint32_t j = 0; j < n;) {
+		const struct sp_vma *vma = vs->n > 0 ? vma_at(vs, vpn + j, sh) : NULL;
+		uint32_t e = n;
+		bool ok = vma != NULL;
+
+		if (vma && (vma->end >> sh) - vpn < e)
+			e = (uint32_t)((vma->end >> sh) - vpn);
+		for (uint32_t q = j; ok && q < e; q++)
+			ok = vma_matches(sp, vma, vpn + q, p->old[q], VMA_REFUSE);
+		if (!vma)
+			e = j + 1;
+		int err = -EAGAIN;
+
+		if (ok)
+			err = p->anon ? sp_os_map_anon(&sp->os, vpn + j, e - j, vma->prot) :
+					sp_os_map_file(&sp->os, vpn + j, e - j, vma->prot,
+						       sp->store[p->nid].fd, p->off + j);
+		if (err) {
+			/* the old mapping is intact (mmap checks the map count
+			 * before it unmaps anything) */
+			sp_os_protect(&sp->os, vpn + j, e - j, false);
+			run_undo(sp, p, j, e);
+			if (!ok)
+				sp->merges_refused += e - j;
+		} else {
+			(void)sp_os_register(&sp->os, vpn + j, e - j);
+			sp_os_wake(&sp->os, vpn + j, e - j);
+			sp_cache_forget(sp, vpn + j, e - j);
+			run_done(sp, p, j, e);
+			sp->merge_runs++;
+			sp->merges += e - j;
+		}
+		j = e;
+	}
+	run_free(p);
 }
 
+static void privatize_cowed(struct samepage *sp, const struct vmas *vs);
+
+static void flush(struct samepage *sp, bool cowed)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+
+	for (int k = 0; k < SP_PENDING; k++) {
+		struct sp_run *p = &sp->run[k];
+
+		if (atomic_load(&p->state) == RUN_FREE)
+			continue;
+		uint64_t v = atomic_load(&p->vpn);
+
+		if (v < lo)
+			lo = v;
+		if (v + atomic_load(&p->n) > hi)
+			hi = v + atomic_load(&p->n);
+	}
+	for (unsigned int c = 0; cowed && c < sp->ncow; c++) {
+		if (sp->cow[c] < lo)
+			lo = sp->cow[c];
+		if (sp->cow[c] + 1 > hi)
+			hi = sp->cow[c] + 1;
+	}
+	if (lo >= hi)
+		return;
+	/* read while the runs are PENDING: this allocates */
+	const struct vmas *vs = vmas_batch(sp, lo, hi);
+
+	for (int k = 0; k < SP_PENDING; k++)
+		flush_run(sp, k, vs);
+	if (cowed)
+		privatize_cowed(sp, vs);
+}
+
+/* Map the pending runs (inside an operation of the engine). */
 int sp_flush(struct samepage *sp)
 {
-	for (int k = 0; k < SP_PENDING; k++)
-		flush_run(sp, k);
+	flush(sp, false);
 	return 0;
 }
 
-/* The fault reader saw a writer parked at @addr: if the page is in a
- * pending run, abort the run and let the writer go.  Without the engine
- * lock.  Returns true if the address was in a run. */
+/*
+ * The end of a batch (before the engine lock is released): map the runs
+ * and privatize the pages seen copied-on-write.  Never inside an engine
+ * operation: an operation in progress may hold a page's old record.
+ */
+void sp_flush_batch(struct samepage *sp)
+{
+	flush(sp, true);
+}
+
+/*
+ * The fault reader saw a writer parked at @addr: if the page is in a
+ * pending run, abort the run and let the writer go.  Takes no lock.
+ * Returns true if the address was in a run.
+ */
 bool sp_abort_at(struct samepage *sp, uint64_t addr)
 {
 	uint64_t vpn = addr >> sp->os.page_shift;
 	bool found = false;
 
-	pthread_mutex_lock(&sp->runs_lock);
 	for (int k = 0; k < SP_PENDING; k++) {
 		struct sp_run *p = &sp->run[k];
+		int s = atomic_load(&p->state);
 
-		if ((p->state == RUN_PENDING || p->state == RUN_ABORTED) &&
-		    vpn >= p->vpn && vpn < p->vpn + p->n) {
-			p->state = RUN_ABORTED;
-			sp_os_protect(&sp->os, p->vpn, p->n, false);
-			found = true;
-		}
+		if (s != RUN_PENDING && s != RUN_ABORTED)
+			continue;
+		uint64_t v = atomic_load(&p->vpn);
+		uint32_t n = atomic_load(&p->n);
+
+		if (vpn < v || vpn >= v + n)
+			continue;
+		if (!atomic_compare_exchange_strong(&p->state, &s, RUN_ABORTING))
+			continue;	/* the engine took it: it wakes soon */
+		n = atomic_load(&p->n);
+		sp_os_protect(&sp->os, v, n, false);
+		atomic_store(&p->state, RUN_ABORTED);
+		found = true;
 	}
-	pthread_mutex_unlock(&sp->runs_lock);
 	return found;
 }
 
 /* Page @vpn joins a run (before it is protected).  Returns the run. */
 static int run_reserve(struct samepage *sp, uint64_t vpn, bool anon, int nid,
-		       uint64_t off, int prot, uint32_t old)
+		       uint64_t off, uint32_t old)
 {
-	for (int k = 0; k < SP_PENDING; k++)
-		if (sp->run[k].n >= SP_RUN_MAX)
-			flush_run(sp, k);
-	pthread_mutex_lock(&sp->runs_lock);
 	int freek = -1;
 
 	for (int k = 0; k < SP_PENDING; k++) {
 		struct sp_run *p = &sp->run[k];
+		int s = atomic_load(&p->state);
+		uint32_t n = atomic_load(&p->n);
 
-		if (p->state == RUN_FREE) {
+		if (s == RUN_FREE) {
 			if (freek < 0)
 				freek = k;
 			continue;
 		}
-		if (p->state == RUN_PENDING && p->vpn + p->n == vpn && p->anon == anon &&
-		    p->prot == prot && (anon || (p->nid == nid && p->off + p->n == off))) {
-			sp->run_old[k][p->n] = old;
-			p->n++;
-			pthread_mutex_unlock(&sp->runs_lock);
+		if (s == RUN_PENDING && n < SP_RUN_MAX && atomic_load(&p->vpn) + n == vpn &&
+		    p->anon == anon && (anon || (p->nid == nid && p->off + n == off))) {
+			p->old[n] = old;
+			atomic_store(&p->n, n + 1);
 			return k;
 		}
 	}
-	pthread_mutex_unlock(&sp->runs_lock);
 	if (freek < 0) {
 		sp_flush(sp);
 		freek = 0;
 	}
-	pthread_mutex_lock(&sp->runs_lock);
 	struct sp_run *p = &sp->run[freek];
 
-	p->vpn = vpn;
 	p->anon = anon;
 	p->nid = nid;
 	p->off = off;
-	p->prot = prot;
-	sp->run_old[freek][0] = old;
-	p->n = 1;
-	p->state = RUN_PENDING;
-	pthread_mutex_unlock(&sp->runs_lock);
+	p->old[0] = old;
+	atomic_store(&p->vpn, vpn);
+	atomic_store(&p->n, 1);
+	atomic_store(&p->state, RUN_PENDING);
 	return freek;
 }
 
@@ -202,44 +402,37 @@ static int run_reserve(struct samepage *sp, uint64_t vpn, bool anon, int nid,
  * or -1. */
 int64_t sp_run_next_off(struct samepage *sp, uint64_t vpn, int nid)
 {
-	int64_t hint = -1;
-
-	pthread_mutex_lock(&sp->runs_lock);
 	for (int k = 0; k < SP_PENDING; k++) {
 		struct sp_run *p = &sp->run[k];
+		uint32_t n = atomic_load(&p->n);
 
-		if (p->state == RUN_PENDING && !p->anon && p->nid == nid &&
-		    p->vpn + p->n == vpn)
-			hint = (int64_t)(p->off + p->n);
+		if (atomic_load(&p->state) == RUN_PENDING && !p->anon && p->nid == nid &&
+		    n < SP_RUN_MAX && atomic_load(&p->vpn) + n == vpn)
+			return (int64_t)(p->off + n);
 	}
-	pthread_mutex_unlock(&sp->runs_lock);
-	return hint;
+	return -1;
 }
 
 /* The merge of @vpn failed before its record changed: leave the run. */
 static void run_unreserve(struct samepage *sp, int k, uint64_t vpn)
 {
-	if (k < 0)
-		return;
-	pthread_mutex_lock(&sp->runs_lock);
 	struct sp_run *p = &sp->run[k];
+	uint32_t n = atomic_load(&p->n);
 
-	if (p->state == RUN_PENDING && p->n && p->vpn + p->n - 1 == vpn) {
-		p->n--;
-		if (!p->n)
-			p->state = RUN_FREE;
-	}
-	pthread_mutex_unlock(&sp->runs_lock);
+	/* an aborted run keeps the page: its record is unchanged, the undo
+	 * skips it */
+	if (atomic_load(&p->state) == RUN_PENDING && n && atomic_load(&p->vpn) + n - 1 == vpn)
+		atomic_store(&p->n, n - 1);
 }
 
 /*
- * Merge page @i of @r into record @rec: join a run (or, when the page now
- * holds a slot, map it at once), write-protect, check the content (equal
- * to @want; all zeros; or copy it into the new slot of @rec), set the
- * record.  The caller updates the slot's count on success.
+ * Merge page @i of @r into record @rec: join a run, write-protect, check
+ * the content (equal to @want; all zeros; or copy it into the new slot of
+ * @rec), set the record.  The mapping happens at the flush.  The caller
+ * holds a count on @rec's slot, which becomes this page's on success.
  */
 int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t rec,
-		      enum check how, const void *want)
+		  enum check how, const void *want)
 {
 	uint64_t vpn = r->start + i;
 	uint32_t old = r->rec[i];
@@ -247,8 +440,7 @@ int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t 
 	uint32_t id = rec & REC_SLOT;
 	int nid = id ? slot_nid(sp, id) : 0;
 	uint64_t off = id ? slot_off(sp, id) : 0;
-	bool now = rec_counted(old) || old == REC_ANON;
-	int k = now ? -1 : run_reserve(sp, vpn, anon, nid, off, r->prot, old);
+	int k = run_reserve(sp, vpn, anon, nid, off, old);
 	bool ok;
 
 	if (sp_os_protect(&sp->os, vpn, 1, true)) {
@@ -264,9 +456,14 @@ int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t 
 		break;
 	default:
 		/* make_ksm: the slot was chosen anonymous iff the page was zero */
-		ok = sp_os_is_zero(&sp->os, vpn) == anon;
-		if (ok && !anon)
-			ok = sp_os_copy_to_file(&sp->os, vpn, sp->store[nid].fd, off) == 0;
+		if (anon) {
+			ok = sp_os_is_zero(&sp->os, vpn);
+		} else {
+			char *dst = slot_data(sp, id);
+
+			ok = sp_os_read(&sp->os, vpn, 1, dst) == 0 &&
+			     !sp_mem_is_zero(dst, sp->os.page);
+		}
 		break;
 	}
 	if (!ok) {
@@ -274,47 +471,36 @@ int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t 
 		run_unreserve(sp, k, vpn);
 		return -EAGAIN;
 	}
-	if (now) {
-		int err = sp_map_protected(sp, vpn, 1, anon, nid, off, r->prot);
-
-		if (err)
-			return err;
-		sp_set_rec(sp, r, i, rec);
-		sp->merges++;
-		if (rec_counted(old))
-			sp_slot_release(sp, old & REC_SLOT);
-		else
-			ksm_zero_page_unmapped(sp->ksm, sp);
-		return 0;
-	}
 	sp_set_rec(sp, r, i, rec);
 	return 0;
 }
 
-/* Turn the file VMAs over [vpn, vpn+n) (all in @r) back into anonymous
- * memory with the same content. */
-int sp_convert_run(struct samepage *sp, struct sp_range *r, uint64_t vpn, uint64_t n)
+/* ------------------------------------------------------------------------
+ * Private again.
+ * --------------------------------------------------------------------- */
+/*
+ * Pages [vpn, vpn+n) of @r map store slots through a VMA of ours (@vma):
+ * give them private anonymous memory with the same content, protection
+ * and flags.  Their records are dropped.
+ */
+static int privatize_run(struct samepage *sp, struct sp_range *r, uint64_t vpn, uint64_t n,
+			 const struct sp_vma *vma)
 {
 	uint64_t i0 = vpn - r->start;
 
-	if (sp->discard)
-		goto drop;
-	int err = sp_os_protect(&sp->os, vpn, n, true);
+	if (!sp->discard) {
+		int err = sp_os_protect(&sp->os, vpn, n, true);
 
-	if (err == -ENOENT) {
-		(void)sp_os_register(&sp->os, vpn, n);
-		err = sp_os_protect(&sp->os, vpn, n, true);
+		if (!err) {
+			err = sp_os_privatize(&sp->os, vpn, n, vma->prot, vma->flags & VMA_KEEP);
+			if (err) {
+				sp_os_protect(&sp->os, vpn, n, false);
+				return err;
+			}
+			(void)sp_os_register(&sp->os, vpn, n);
+			sp_os_wake(&sp->os, vpn, n);
+		}
 	}
-	if (err)
-		goto drop;	/* not our mapping any more */
-	err = sp_os_privatize(&sp->os, vpn, n, r->prot);
-	if (err) {
-		sp_os_protect(&sp->os, vpn, n, false);
-		return err;
-	}
-	(void)sp_os_register(&sp->os, vpn, n);
-	sp_os_wake(&sp->os, vpn, n);
-drop:
 	for (uint64_t k = 0; k < n; k++) {
 		uint32_t rec = r->rec[i0 + k];
 
@@ -325,13 +511,82 @@ drop:
 	return 0;
 }
 
-/* break_ksm over [start, end): every page we mapped gets private memory */
+/* Page @vpn was seen copied-on-write: privatize it at the next flush, so
+ * that its slot can go and MADV_DONTNEED on it reads zeros. */
+void sp_note_cowed(struct samepage *sp, uint64_t vpn)
+{
+	if (sp->ncow < SP_COW_MAX)
+		sp->cow[sp->ncow++] = vpn;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void privatize_cowed(struct samepage *sp, const struct vmas *vs)
+{
+	unsigned int sh = sp->os.page_shift;
+
+	qsort(sp->cow, sp->ncow, sizeof(sp->cow[0]), cmp_u64);
+	for (unsigned int c = 0; c < sp->ncow;) {
+		uint64_t vpn = sp->cow[c];
+		struct sp_range *r = sp_range_find(sp, vpn);
+		const struct sp_vma *vma = vs->n > 0 ? vma_at(vs, vpn, sh) : NULL;
+		unsigned int d = c + 1;
+
+		if (!r || !(r->rec[vpn - r->start] & REC_COWED)) {
+			c = d;
+			continue;
+		}
+		/* consecutive COWed pages of one VMA go together */
+		while (d < sp->ncow && sp->cow[d] == sp->cow[d - 1] + 1 &&
+		       sp->cow[d] < r->end && (sp->cow[d] << sh) < (vma ? vma->end : 0) &&
+		       (r->rec[sp->cow[d] - r->start] & REC_COWED))
+			d++;
+		bool ok = true;
+
+		for (unsigned int q = c; q < d; q++)
+			ok = ok && vma_matches(sp, vma, sp->cow[q],
+					       r->rec[sp->cow[q] - r->start], VMA_REFUSE & ~VMA_KEEP);
+		if (ok)
+			(void)privatize_run(sp, r, vpn, d - c, vma);
+		c = d;
+	}
+	sp->ncow = 0;
+}
+
+/* Forget page @i of @r (its mapping is not ours any more). */
+static void drop_rec(struct samepage *sp, struct sp_range *r, uint64_t i)
+{
+	uint32_t rec = r->rec[i];
+
+	sp_set_rec(sp, r, i, 0);
+	if (rec & REC_SLOT)
+		sp_slot_release(sp, rec & REC_SLOT);
+	else if (rec == REC_ANON)
+		ksm_zero_page_unmapped(sp->ksm, sp);
+}
+
+/*
+ * break_ksm over [start, end): every page we mapped gets private memory,
+ * if its mapping is still ours; mappings the application replaced (munmap
+ * and mmap of something else, a shared mapping, another file) are left
+ * alone and only forgotten.
+ */
 int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end)
 {
+	unsigned int sh = sp->os.page_shift;
+	bool converted = false;
+	struct vmas vs;
+
 	sp_flush(sp);
 	sp_cache_invalidate(sp);
-	bool converted = false;
-
+	vmas_read(sp, &vs, start, end);
+	if (vs.n < 0)
+		return vs.n;
 	for (size_t ri = sp_range_index(sp, start); ri < sp->nranges; ri++) {
 		struct sp_range *r = &sp->ranges[ri];
 
@@ -344,33 +599,39 @@ int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end)
 			uint64_t i = v - r->start;
 			uint32_t rec = r->rec[i];
 
-			if (rec_file(rec)) {
+			if (!rec) {
+				v++;
+				continue;
+			}
+			const struct sp_vma *vma = vma_at(&vs, v, sh);
+			bool ours = vma_matches(sp, vma, v, rec, SP_VMA_WIPE | SP_VMA_UFFD |
+						SP_VMA_SHARED | SP_VMA_OTHER);
+
+			if (rec_file(rec) && ours) {
 				uint64_t w = v + 1;
 
-				while (w < b && w - v < 4096 && rec_file(r->rec[w - r->start]))
+				while (w < b && w - v < 4096 && (w << sh) < vma->end &&
+				       rec_file(r->rec[w - r->start]) &&
+				       vma_matches(sp, vma, w, r->rec[w - r->start], 0))
 					w++;
-				int err = sp_convert_run(sp, r, v, w - v);
+				int err = privatize_run(sp, r, v, w - v, vma);
 
-				if (err)
+				if (err) {
+					free(vs.v);
 					return err;
+				}
 				converted = true;
 				v = w;
 				continue;
 			}
-			if (rec & REC_ANON) {
-				if (!sp->discard && (r->prot & PROT_WRITE))
-					sp_os_touch(&sp->os, v);
-				sp_set_rec(sp, r, i, 0);
-				if (rec & REC_SLOT)
-					sp_slot_release(sp, rec & REC_SLOT);
-				else
-					ksm_zero_page_unmapped(sp->ksm, sp);
-			}
+			if ((rec & REC_ANON) && ours && !sp->discard && (vma->prot & PROT_WRITE))
+				sp_os_touch(&sp->os, v);
+			drop_rec(sp, r, i);
 			v++;
 		}
 	}
+	free(vs.v);
 	if (converted)
 		sp_recount_vmas(sp);
 	return 0;
 }
-

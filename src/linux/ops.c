@@ -59,9 +59,8 @@ static void describe_slot(struct samepage *sp, uint32_t id, struct sp_page *pg)
 	pg->data = slot_data(sp, id);
 }
 
-static int op_follow_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
+static int look(struct samepage *sp, void *mm, uint64_t vpn, struct sp_page *pg, bool scan)
 {
-	struct samepage *sp = be;
 
 	memset(pg, 0, sizeof(*pg));
 	if (mm != sp)
@@ -81,16 +80,18 @@ static int op_follow_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 		return err;
 	bool present = e & PM_PRESENT;
 
-	if (rec_counted(rec) && rec_file(rec)) {
-		if (present && !(e & PM_FILE)) {
-			/* written since: a private copy (COW) */
-			sp_slot_release(sp, rec & REC_SLOT);
-			sp_set_rec(sp, r, i, REC_COWED | (rec & REC_SLOT));
-		} else if (e & PM_SWAP) {
-			/* a private copy, swapped out */
-			sp_slot_release(sp, rec & REC_SLOT);
-			sp_set_rec(sp, r, i, REC_COWED | (rec & REC_SLOT));
-			return 0;
+	if (rec_file(rec) && !(rec & REC_COWED)) {
+		if ((present && !(e & PM_FILE)) || (e & PM_SWAP)) {
+			/*
+			 * Written since: a private copy (COW), maybe swapped
+			 * out.  The VMA still maps the slot (MADV_DONTNEED
+			 * would read it again), so the record keeps its count
+			 * until the page is privatized at the next flush.
+			 */
+			sp_set_rec(sp, r, i, REC_COWED | rec);
+			sp_note_cowed(sp, vpn);
+			if (e & PM_SWAP)
+				return 0;
 		} else {
 			describe_slot(sp, rec & REC_SLOT, pg);
 			return 0;
@@ -119,11 +120,36 @@ static int op_follow_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 		pg->data = sp_zero_page_data;
 		return 0;
 	}
+	if (scan) {
+		pg->data = sp_os_data(&sp->os, vpn, sp_pagemap_present_after(sp, vpn));
+		if (!pg->data)
+			return 0;	/* gone meanwhile */
+	}
+	/* else read_page() reads it if the engine needs it */
 	pg->kind = SP_PAGE_ANON;
-	pg->pfn = vpn << sp->os.page_shift;
+	pg->pfn = SP_PFN_ANON | vpn;	/* (space 0: this process) */
 	pg->nid = nid;
-	pg->data = sp_os_data(&sp->os, vpn);
 	return 0;
+}
+
+static int op_follow_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
+{
+	return look(be, mm, vpn, pg, false);
+}
+
+static int op_scan_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
+{
+	return look(be, mm, vpn, pg, true);
+}
+
+static int op_read_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
+{
+	struct samepage *sp = be;
+
+	if (mm != sp || pg->kind != SP_PAGE_ANON)
+		return -EINVAL;
+	pg->data = sp_os_data(&sp->os, vpn, 0);
+	return pg->data ? 0 : -EFAULT;
 }
 
 static int op_pfn_page(void *be, uint64_t pfn, struct sp_page *pg)
@@ -152,7 +178,7 @@ static int op_merge(void *be, void *mm, uint64_t vpn, const struct sp_page *seen
 	uint32_t id = (uint32_t)kpfn;
 	uint32_t rec = (s->flags & SLOT_ZERO) ? (REC_ANON | id) : id;
 
-	if ((r->rec[i] & ~REC_COWED) == rec && rec_counted(r->rec[i]))
+	if (r->rec[i] == rec)
 		return -EAGAIN;		/* already maps it */
 	if (sp_in_pending(sp, vpn))
 		sp_flush(sp);
@@ -181,7 +207,7 @@ static int op_merge_zero(void *be, void *mm, uint64_t vpn, const struct sp_page 
 		return -EINVAL;
 	struct sp_range *r = sp_range_find(sp, vpn);
 
-	if (!r || !(r->prot & PROT_READ))
+	if (!r)
 		return -EAGAIN;
 	uint64_t i = vpn - r->start;
 
@@ -203,7 +229,7 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 		return -EINVAL;
 	struct sp_range *r = sp_range_find(sp, vpn);
 
-	if (!r || !(r->prot & PROT_READ))
+	if (!r)
 		return -EAGAIN;
 	uint64_t i = vpn - r->start;
 	int nid = seen && seen->nid >= 0 && seen->nid < sp->nr_nodes ? seen->nid : 0;
@@ -218,7 +244,8 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 		hint = (int64_t)slot_off(sp, r->rec[i - 1] & REC_SLOT) + 1;
 
 	/* zero content is mapped anonymously (checked again once protected) */
-	bool zero = sp_os_is_zero(&sp->os, vpn);
+	bool zero = seen && seen->data ? sp_mem_is_zero(seen->data, sp->os.page) :
+			 sp_os_is_zero(&sp->os, vpn);
 	uint32_t guess;
 
 	if (zero)
@@ -276,6 +303,8 @@ static uint64_t op_now_ms(void *be)
 const struct sp_backend_ops sp_linux_ops = {
 	.find_range = op_find_range,
 	.follow_page = op_follow_page,
+	.scan_page = op_scan_page,
+	.read_page = op_read_page,
 	.pfn_page = op_pfn_page,
 	.merge = op_merge,
 	.merge_zero = op_merge_zero,

@@ -13,7 +13,8 @@
  *   - Addresses are virtual page numbers (vpn) and page counts.
  *   - Every call returns 0 (or a count) or a negative errno; -ESRCH means
  *     the address space is gone.  No call ever faults on the application's
- *     memory, whatever its protection: reads go through the kernel.
+ *     memory, whatever its protection: reads go through the kernel
+ *     (/proc/self/mem here, process_vm_readv or the agent remotely).
  *   - sp_os_protect(on) parks every writer of the pages (user and kernel
  *     mode) until sp_os_wake() or sp_os_protect(off); mapping over a
  *     protected page does not wake its writers: the caller must wake.
@@ -60,9 +61,13 @@ struct sp_vma {
 	bool exec;		/* executable */
 };
 
+#define SP_OS_RING	128	/* page copies handed out by sp_os_data() */
+#define SP_OS_AHEAD	32	/* pages read ahead in one call */
+
 struct sp_os {
 	int uffd;		/* our userfaultfd, write-protect mode */
 	int pagemap_fd;		/* /proc/self/pagemap */
+	int mem_fd;		/* /proc/self/mem: every read of the application */
 	size_t page;		/* bytes */
 	unsigned int page_shift;
 	uint64_t zero_pfn;	/* the shared zero page's PFN; 0 if PFNs are hidden */
@@ -70,6 +75,12 @@ struct sp_os {
 	/* test hook: the node of the page at @addr, replacing move_pages() */
 	int (*node_of)(void *arg, const void *addr, bool store);
 	void *node_arg;
+	/* page buffers (our own mapping) */
+	char *ring, *ra, *tmp;
+	size_t bufs_len;
+	unsigned int ring_next;
+	uint64_t ra_start;	/* read-ahead window [ra_start, +ra_n) */
+	uint32_t ra_n;
 };
 
 /* Open the uffd (checking write-protect support) and the pagemap. */
@@ -92,11 +103,15 @@ void sp_os_nodes(struct sp_os *os, uint64_t vpn, uint32_t n, const uint64_t *e,
 /* the node of a page of our own (a store page at @addr) */
 int sp_os_own_node(struct sp_os *os, void *addr, int fallback);
 
-/* content (the page must be present) */
-const void *sp_os_data(struct sp_os *os, uint64_t vpn);
+/* content (read through the kernel: any protection, never a fault) */
+int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf);
+/* a copy of present page @vpn (reading @ahead present pages after it
+ * along); valid for the next SP_OS_RING - 1 calls; NULL if unreadable */
+const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead);
+void sp_os_invalidate(struct sp_os *os);	/* forget the read-ahead */
 bool sp_os_equal(struct sp_os *os, uint64_t vpn, const void *want);
 bool sp_os_is_zero(struct sp_os *os, uint64_t vpn);
-int sp_os_copy_to_file(struct sp_os *os, uint64_t vpn, int fd, uint64_t off);
+bool sp_mem_is_zero(const void *p, size_t len);
 /* a write access that changes no byte: breaks a shared zero page */
 void sp_os_touch(struct sp_os *os, uint64_t vpn);
 
@@ -106,7 +121,8 @@ int sp_os_map_file(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, int fd,
 int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot);
 /* pages [vpn, vpn+n), protected by the caller, become private anonymous
  * memory with the same content and protection @prot */
-int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot);
+int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot,
+		     unsigned int flags);
 int sp_os_unmap(struct sp_os *os, uint64_t vpn, uint64_t n);
 
 /* what /proc says */

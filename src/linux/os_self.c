@@ -25,46 +25,22 @@
 #endif
 
 /* ------------------------------------------------------------------------
- * Reading and writing the application's memory.
+ * Reading the application's memory.
  *
- * The application writes its memory while we read it; that is by design
- * (the protection makes the content stable before anything is decided).
- * These helpers are kept out of ThreadSanitizer's sight, and written as
- * plain loops the compiler must not turn into memcmp/memcpy calls (which
- * the sanitizer intercepts).
+ * Never with loads of our own: the application may make any page
+ * unreadable (mprotect PROT_NONE) at any moment, and a load would then
+ * kill the process.  Every read goes through /proc/self/mem, which reads
+ * with the kernel's forced access (as a debugger does): a page of any
+ * protection reads its content, a page that went away gives an error.
+ * Only pages that pagemap shows present are read, so nothing is faulted
+ * in.  (The kernel copies, so the sanitizers see no race with the
+ * application's own writes either.)
  * --------------------------------------------------------------------- */
-#if defined(__SANITIZE_THREAD__)
-#define SP_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SP_TSAN 1
-#endif
-#endif
-
-#define NO_TSAN __attribute__((no_sanitize("thread"), noinline, \
-	optimize("no-tree-loop-distribute-patterns")))
-
 const uint64_t sp_zero_page_data[65536 / 8] __attribute__((aligned(4096)));
 
-NO_TSAN static bool mem_equal(const void *a, const void *b, size_t len)
+static bool mem_is_zero(const void *a, size_t len)
 {
-	const volatile uint64_t *x = a, *y = b;
-	uint64_t diff = 0;
-
-	for (size_t i = 0; i < len / 8; i += 8) {
-		diff |= (x[i] ^ y[i]) | (x[i + 1] ^ y[i + 1]) |
-			(x[i + 2] ^ y[i + 2]) | (x[i + 3] ^ y[i + 3]) |
-			(x[i + 4] ^ y[i + 4]) | (x[i + 5] ^ y[i + 5]) |
-			(x[i + 6] ^ y[i + 6]) | (x[i + 7] ^ y[i + 7]);
-		if (diff)
-			return false;
-	}
-	return true;
-}
-
-NO_TSAN static bool mem_is_zero(const void *a, size_t len)
-{
-	const volatile uint64_t *x = a;
+	const uint64_t *x = a;
 	uint64_t acc = 0;
 
 	for (size_t i = 0; i < len / 8; i += 8) {
@@ -76,56 +52,91 @@ NO_TSAN static bool mem_is_zero(const void *a, size_t len)
 	return true;
 }
 
-NO_TSAN static void mem_copy(void *dst, const void *src, size_t len)
+static inline void *vaddr(struct sp_os *os, uint64_t vpn)
 {
-	volatile uint64_t *d = dst;
-	const volatile uint64_t *s = src;
+	return (void *)(uintptr_t)(vpn << os->page_shift);
+}
 
-	for (size_t i = 0; i < len / 8; i++)
-		d[i] = s[i];
+int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
+{
+	size_t len = n << os->page_shift;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t r = pread(os->mem_fd, (char *)buf + done, len - done,
+				  (off_t)((vpn << os->page_shift) + done));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EFAULT;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+void sp_os_invalidate(struct sp_os *os)
+{
+	os->ra_n = 0;
 }
 
 /*
- * A private copy of a page that is possibly shared: a locked read-modify-
- * write of zero.  It is a write access (the kernel copies the page) that
- * cannot lose a concurrent store of the application, whatever the order.
+ * The content of the present page @vpn, with @ahead more present pages
+ * after it read along (the scan goes in address order).  The returned copy
+ * stays valid for the next SP_OS_RING - 1 calls.
  */
-NO_TSAN static void touch_page(void *p)
+const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead)
 {
-#if defined(__x86_64__)
-	__asm__ volatile("lock addq $0, (%0)" : : "r"(p) : "memory", "cc");
-#else
-	__atomic_fetch_add((uint64_t *)p, 0, __ATOMIC_SEQ_CST);
-#endif
-}
+	char *dst = os->ring + (size_t)(os->ring_next++ % SP_OS_RING) * os->page;
 
-#ifdef SP_TSAN
-/* Under ThreadSanitizer the engine gets snapshots of application pages, so
- * that its own (instrumented) reads never race with the application. */
-#define SNAP_RING 256
-static __thread char (*snap_ring)[4096];
-static __thread unsigned int snap_next;
-
-static const void *snapshot(struct sp_os *os, const void *addr)
-{
-	if (os->page != 4096)
-		return addr;
-	if (!snap_ring) {
-		snap_ring = calloc(SNAP_RING, 4096);
-		if (!snap_ring)
-			return addr;
+	if (!(vpn >= os->ra_start && vpn < os->ra_start + os->ra_n)) {
+		if (!ahead) {
+			/* a lookup out of order: keep the scan's window */
+			return sp_os_read(os, vpn, 1, dst) ? NULL : dst;
+		}
+		if (ahead >= SP_OS_AHEAD)
+			ahead = SP_OS_AHEAD - 1;
+		os->ra_n = 0;
+		if (sp_os_read(os, vpn, ahead + 1, os->ra)) {
+			/* a page of the window went away meanwhile: just this one */
+			if (sp_os_read(os, vpn, 1, dst))
+				return NULL;
+			return dst;
+		}
+		os->ra_start = vpn;
+		os->ra_n = ahead + 1;
 	}
-	char *buf = snap_ring[snap_next++ % SNAP_RING];
-	mem_copy(buf, addr, 4096);
-	return buf;
+	memcpy(dst, os->ra + ((vpn - os->ra_start) << os->page_shift), os->page);
+	return dst;
 }
-#else
-static inline const void *snapshot(struct sp_os *os, const void *addr)
+
+bool sp_os_equal(struct sp_os *os, uint64_t vpn, const void *want)
 {
-	(void)os;
-	return addr;
+	return sp_os_read(os, vpn, 1, os->tmp) == 0 && !memcmp(os->tmp, want, os->page);
 }
+
+bool sp_os_is_zero(struct sp_os *os, uint64_t vpn)
+{
+	return sp_os_read(os, vpn, 1, os->tmp) == 0 && mem_is_zero(os->tmp, os->page);
+}
+
+bool sp_mem_is_zero(const void *p, size_t len)
+{
+	return mem_is_zero(p, len);
+}
+
+/*
+ * A write access that changes no byte: the kernel gives the page a private
+ * copy (breaking a shared zero page).  MADV_POPULATE_WRITE (5.14) fails
+ * instead of faulting if the page is not writable any more.
+ */
+void sp_os_touch(struct sp_os *os, uint64_t vpn)
+{
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
 #endif
+	(void)madvise(vaddr(os, vpn), os->page, MADV_POPULATE_WRITE);
+}
 
 uint64_t sp_now_ms(void)
 {
@@ -156,15 +167,6 @@ static void *raw_mremap(void *old, size_t olen, size_t nlen, int flags, void *na
 	return r < 0 && r > -4096 ? MAP_FAILED : (void *)r;
 }
 
-static ssize_t raw_pwrite(int fd, const void *buf, size_t len, off_t off)
-{
-	return (ssize_t)syscall(SYS_pwrite64, fd, buf, len, off);
-}
-
-static inline void *vaddr(struct sp_os *os, uint64_t vpn)
-{
-	return (void *)(uintptr_t)(vpn << os->page_shift);
-}
 
 /* ------------------------------------------------------------------------
  * userfaultfd
@@ -320,7 +322,7 @@ static uint64_t find_zero_pfn(struct sp_os *os)
 
 int sp_os_open(struct sp_os *os)
 {
-	os->uffd = os->pagemap_fd = -1;
+	os->uffd = os->pagemap_fd = os->mem_fd = -1;
 	os->page = (size_t)sysconf(_SC_PAGESIZE);
 	os->page_shift = 0;
 	while ((1ul << os->page_shift) < os->page)
@@ -341,6 +343,24 @@ int sp_os_open(struct sp_os *os)
 		return err;
 	}
 	os->zero_pfn = find_zero_pfn(os);
+	os->mem_fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	if (os->mem_fd < 0) {
+		err = -errno;
+		sp_set_error("samepage: cannot open /proc/self/mem: %s", strerror(errno));
+		return err;
+	}
+	size_t bytes = (SP_OS_RING + SP_OS_AHEAD + 1) * os->page;
+	char *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+
+	if (buf == MAP_FAILED) {
+		sp_set_error("samepage: out of memory for page buffers");
+		return -ENOMEM;
+	}
+	os->ring = buf;
+	os->ra = buf + SP_OS_RING * os->page;
+	os->tmp = os->ra + SP_OS_AHEAD * os->page;
+	os->bufs_len = bytes;
 	return 0;
 }
 
@@ -350,7 +370,12 @@ void sp_os_close(struct sp_os *os)
 		close(os->uffd);
 	if (os->pagemap_fd >= 0)
 		close(os->pagemap_fd);
-	os->uffd = os->pagemap_fd = -1;
+	if (os->mem_fd >= 0)
+		close(os->mem_fd);
+	if (os->ring)
+		munmap(os->ring, os->bufs_len);
+	os->ring = NULL;
+	os->uffd = os->pagemap_fd = os->mem_fd = -1;
 }
 
 /* ------------------------------------------------------------------------
@@ -408,36 +433,6 @@ int sp_os_own_node(struct sp_os *os, void *addr, int fallback)
 }
 
 /* ------------------------------------------------------------------------
- * content
- * --------------------------------------------------------------------- */
-const void *sp_os_data(struct sp_os *os, uint64_t vpn)
-{
-	return snapshot(os, vaddr(os, vpn));
-}
-
-bool sp_os_equal(struct sp_os *os, uint64_t vpn, const void *want)
-{
-	return mem_equal(vaddr(os, vpn), want, os->page);
-}
-
-bool sp_os_is_zero(struct sp_os *os, uint64_t vpn)
-{
-	return mem_is_zero(vaddr(os, vpn), os->page);
-}
-
-int sp_os_copy_to_file(struct sp_os *os, uint64_t vpn, int fd, uint64_t off)
-{
-	ssize_t r = raw_pwrite(fd, vaddr(os, vpn), os->page, (off_t)(off << os->page_shift));
-
-	return r == (ssize_t)os->page ? 0 : r < 0 ? -errno : -EIO;
-}
-
-void sp_os_touch(struct sp_os *os, uint64_t vpn)
-{
-	touch_page(vaddr(os, vpn));
-}
-
-/* ------------------------------------------------------------------------
  * mappings
  * --------------------------------------------------------------------- */
 int sp_os_map_file(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, int fd,
@@ -457,7 +452,8 @@ int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot)
 	return m == MAP_FAILED ? -errno : 0;
 }
 
-int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot)
+int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot,
+		     unsigned int flags)
 {
 	size_t len = n << os->page_shift;
 	void *addr = vaddr(os, vpn);
@@ -465,9 +461,21 @@ int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot)
 
 	if (st == MAP_FAILED)
 		return -errno;
-	mem_copy(st, addr, len);
-	if (prot != (PROT_READ | PROT_WRITE))
-		(void)mprotect(st, len, prot);
+	int err = sp_os_read(os, vpn, n, st);
+
+	/* the replacement keeps the mapping's protection and flags */
+	if (!err && prot != (PROT_READ | PROT_WRITE) && mprotect(st, len, prot))
+		err = -errno;
+	if (!err && (flags & SP_VMA_DONTFORK) && madvise(st, len, MADV_DONTFORK))
+		err = -errno;
+	if (!err && (flags & SP_VMA_DONTDUMP) && madvise(st, len, MADV_DONTDUMP))
+		err = -errno;
+	if (!err && (flags & SP_VMA_LOCKED) && mlock(st, len))
+		err = -errno;
+	if (err) {
+		munmap(st, len);
+		return err;
+	}
 	if (raw_mremap(st, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr) == MAP_FAILED) {
 		int err = -errno;
 

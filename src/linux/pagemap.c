@@ -37,6 +37,7 @@
 void sp_cache_invalidate(struct samepage *sp)
 {
 	sp->pm_gen++;
+	sp_os_invalidate(&sp->os);
 }
 
 static struct sp_pmwin *cache_win(struct samepage *sp, uint64_t vpn)
@@ -110,3 +111,21 @@ bool sp_entry_is_zero_page(struct samepage *sp, uint64_t e, uint64_t vpn)
 	return !(e & PM_EXCL) && sp_os_is_zero(&sp->os, vpn);
 }
 
+
+/* How many pages after @vpn (in its cached window, at most SP_OS_AHEAD - 1)
+ * are present private anonymous pages: worth reading along with it. */
+uint32_t sp_pagemap_present_after(struct samepage *sp, uint64_t vpn)
+{
+	struct sp_pmwin *w = cache_win(sp, vpn);
+	uint32_t n = 0;
+
+	if (!w)
+		return 0;
+	for (uint64_t v = vpn + 1; v < w->start + w->n && n < SP_OS_AHEAD - 1; v++, n++) {
+		uint64_t e = w->e[v - w->start];
+
+		if (!(e & PM_PRESENT) || (e & (PM_FILE | PM_SWAP)))
+			break;
+	}
+	return n;
+}

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +63,10 @@ int sp_store_init(struct samepage *sp)
 			sp_set_error("samepage: cannot size the store: %s", strerror(errno));
 			return -errno;
 		}
+		struct stat sb;
+
+		if (fstat(st->fd, &sb) == 0)
+			st->ino = (uint64_t)sb.st_ino;
 		st->cap = cap;
 		st->view = mmap(NULL, cap << sp->os.page_shift, PROT_READ | PROT_WRITE,
 				MAP_SHARED | MAP_NORESERVE, st->fd, 0);
