@@ -131,4 +131,76 @@ static inline void check_all_private(const char *a, size_t n)
 	free(pf);
 }
 
+/*
+ * The mapping (VMA) holding @addr, as /proc/self/smaps says: its
+ * permissions ("rw-p") and VmFlags line.  Returns false if unmapped.
+ */
+static inline bool vma_of(const void *addr, char perms[8], char flags[512])
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[1024];
+	bool in = false, found = false;
+	uintptr_t a = (uintptr_t)addr;
+
+	if (!f)
+		FAIL("cannot read /proc/self/smaps");
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+		char p[8];
+
+		if (sscanf(line, "%lx-%lx %7s", &s, &e, p) == 3 && strchr(line, '-') < strchr(line, ' ')) {
+			in = a >= s && a < e;
+			if (in) {
+				strcpy(perms, p);
+				found = true;
+			}
+			continue;
+		}
+		if (in && !strncmp(line, "VmFlags:", 8)) {
+			size_t l = strlen(line + 8);
+
+			if (l > 511)
+				l = 511;
+			memcpy(flags, line + 8, l);
+			flags[l] = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Does the VmFlags line @flags hold flag @fl ("lo", "wf", ...)? */
+static inline bool has_flag(const char *flags, const char *fl)
+{
+	char pat[8];
+
+	snprintf(pat, sizeof(pat), " %s", fl);
+	for (const char *p = flags; (p = strstr(p, pat)); p++)
+		if (p[3] == ' ' || p[3] == '\n' || p[3] == 0)
+			return true;
+	return false;
+}
+
+/* Is the page at @addr mapped from a file (our store) right now? */
+static inline bool maps_file(const void *addr)
+{
+	return (pagemap(addr) >> 61) & 1;
+}
+
+/* The number of mappings of this process. */
+static inline long count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	long n = 0;
+	int c;
+
+	if (!f)
+		return -1;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
 #endif /* SAMEPAGE_TESTS_REAL_UTIL_H */
