@@ -14,6 +14,11 @@ if [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" = 1 ]; then
 	echo "SKIP cli/demo_fallback: vm.unprivileged_userfaultfd=1 lets anybody merge"
 	exit 77
 fi
+drop="setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all"
+if ! $drop sh -c 'test -x "$1"' sh "$cmd" 2>/dev/null; then
+	echo "SKIP cli/demo_fallback: user nobody cannot run $cmd (a directory on its path is private)"
+	exit 77
+fi
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
 	"$cmd" demo 2>&1)
 rc=$?
