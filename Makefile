@@ -20,10 +20,11 @@ all: $(BUILD)/samepage
 deps:
 	@./scripts/install-deps.sh $(BUILD_DEPS)
 
-deps-test:
+# (after deps, so that two installs never run at once under make -j)
+deps-test: deps
 	@./scripts/install-deps.sh $(TEST_DEPS)
 
-deps-fuzz:
+deps-fuzz: deps
 	@./scripts/install-deps.sh $(FUZZ_DEPS)
 
 $(BUILD)/Makefile: CMakeLists.txt | deps
