@@ -1,18 +1,31 @@
 # samepage - top-level driver.  `make demo` and `make test` are all a fresh
-# machine needs: missing Debian packages are installed first (as root).
+# machine needs: missing Debian packages are installed first (as root), and
+# each target installs only what it needs: building and running (`make`,
+# `make demo`), plus the sanitizer runtimes (`make test`), plus clang and
+# its libFuzzer runtime (`make fuzz`).
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
-DEPS       := cmake make gcc pkg-config libxxhash-dev libnuma-dev libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev
+BUILD_DEPS := cmake make gcc pkg-config libxxhash-dev libnuma-dev
+TEST_DEPS  := $(BUILD_DEPS) libasan8 libubsan1 libtsan2
+FUZZ_DEPS  := $(BUILD_DEPS) clang libclang-rt-14-dev
 
-.PHONY: all deps test test-fast demo bench install stress fuzz clean FORCE
+.PHONY: all deps deps-test deps-fuzz test test-fast demo demo-sim bench install stress fuzz \
+	clean FORCE
 
 all: $(BUILD)/samepage
 
 deps:
-	@./scripts/install-deps.sh $(DEPS)
+	@./scripts/install-deps.sh $(BUILD_DEPS)
+
+# (after deps, so that two installs never run at once under make -j)
+deps-test: deps
+	@./scripts/install-deps.sh $(TEST_DEPS)
+
+deps-fuzz: deps
+	@./scripts/install-deps.sh $(FUZZ_DEPS)
 
 $(BUILD)/Makefile: CMakeLists.txt | deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -24,7 +37,7 @@ FORCE:
 
 # Every test through ctest, then the AddressSanitizer+UBSan build of the same
 # tests, then the threaded real-memory tests under ThreadSanitizer.
-test: $(BUILD)/samepage
+test: deps-test $(BUILD)/samepage
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=address,undefined >/dev/null
 	$(MAKE) -s -C $(BUILD_ASAN) -j$(JOBS)
@@ -36,7 +49,13 @@ test: $(BUILD)/samepage
 test-fast: $(BUILD)/samepage
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
+# Real memory given back in this process (explains why and shows the
+# simulated story instead when userfaultfd is not permitted); demo-sim tells
+# the NUMA story on the simulated machine.
 demo: $(BUILD)/samepage
+	$(BUILD)/samepage demo
+
+demo-sim: $(BUILD)/samepage
 	$(BUILD)/samepage demo --sim
 
 bench: $(BUILD)/samepage
@@ -53,7 +72,7 @@ stress: $(BUILD)/samepage
 
 # Coverage-guided fuzzing of the scenario interpreter with libFuzzer (clang).
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz: deps-fuzz
 	mkdir -p $(BUILD)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/sim -Isrc/core -Iinclude \
 		tests/fuzz/sim_fuzz.c src/sim/[a-z]*.c src/core/[a-z]*.c -lxxhash -o $(BUILD)/sim_fuzz

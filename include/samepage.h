@@ -22,6 +22,19 @@
 extern "C" {
 #endif
 
+/*
+ * SAMEPAGE_API marks the public functions: libsamepage is built with hidden
+ * visibility (and a version script), so that only these are exported from
+ * the shared library and no symbol of its own can be taken over by, or
+ * clash with, one of the application's.  Every function declared here
+ * carries it.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define SAMEPAGE_API __attribute__((visibility("default")))
+#else
+#define SAMEPAGE_API
+#endif
+
 #define SAMEPAGE_VERSION_MAJOR 0
 #define SAMEPAGE_VERSION_MINOR 1
 
@@ -31,16 +44,16 @@ extern "C" {
 
 struct samepage;
 
-int   samepage_open(struct samepage **sp, unsigned int flags);
-int   samepage_close(struct samepage *sp);
-int   samepage_madvise(struct samepage *sp, void *addr, size_t len, int advice);
-void *samepage_alloc(struct samepage *sp, size_t len);
-int   samepage_free(struct samepage *sp, void *addr, size_t len);
-int   samepage_set(struct samepage *sp, const char *knob, unsigned long value);
-int   samepage_get(struct samepage *sp, const char *name, long *value);
-int   samepage_scan(struct samepage *sp, unsigned long npages);
-int   samepage_scan_full(struct samepage *sp, unsigned int nscans);
-const char *samepage_last_error(void);
+SAMEPAGE_API int   samepage_open(struct samepage **sp, unsigned int flags);
+SAMEPAGE_API int   samepage_close(struct samepage *sp);
+SAMEPAGE_API int   samepage_madvise(struct samepage *sp, void *addr, size_t len, int advice);
+SAMEPAGE_API void *samepage_alloc(struct samepage *sp, size_t len);
+SAMEPAGE_API int   samepage_free(struct samepage *sp, void *addr, size_t len);
+SAMEPAGE_API int   samepage_set(struct samepage *sp, const char *knob, unsigned long value);
+SAMEPAGE_API int   samepage_get(struct samepage *sp, const char *name, long *value);
+SAMEPAGE_API int   samepage_scan(struct samepage *sp, unsigned long npages);
+SAMEPAGE_API int   samepage_scan_full(struct samepage *sp, unsigned int nscans);
+SAMEPAGE_API const char *samepage_last_error(void);
 
 #ifdef __cplusplus
 }

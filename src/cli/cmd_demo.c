@@ -9,8 +9,11 @@
  * migrate_nodes).  The trees, migrate_nodes and the counters are shown at
  * every step, and the consistency checker runs after each.
  *
- * `samepage demo --real` shows real savings instead: sandboxes of mostly
- * identical memory in this process, merged through the public API.
+ * `samepage demo` (or --real) shows real savings instead: sandboxes of
+ * mostly identical memory in this process, merged through the public API.
+ * Without an option, when this process may not use userfaultfd the way the
+ * library needs it, the demo says why and how to allow it, and tells the
+ * simulated story instead; --real then exits 77 (skipped).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -247,7 +250,28 @@ static long stat_of(struct samepage *sp, const char *name)
 	return v;
 }
 
-static int demo_real(void)
+/* samepage_open's errors that mean "not permitted or not supported here"
+ * rather than a failure of the library. */
+static bool not_available(int err)
+{
+	return err == -EPERM || err == -EACCES || err == -ENOENT || err == -ENOSYS ||
+	       err == -EINVAL || err == -EOPNOTSUPP;
+}
+
+static void explain_unavailable(void)
+{
+	fprintf(stderr,
+		"samepage demo: real memory cannot be merged by this process:\n  %s\n"
+		"libsamepage needs userfaultfd with write-protection of anonymous memory\n"
+		"(Linux 5.7 or later) and the right to handle kernel-mode faults: run as\n"
+		"root, or with CAP_SYS_PTRACE, or with read-write access to /dev/userfaultfd\n"
+		"(Linux 6.1 or later), or after 'sysctl vm.unprivileged_userfaultfd=1'.\n",
+		samepage_last_error());
+}
+
+/* Returns 0, 1 on failure, or 77 when userfaultfd is not available (after
+ * explaining why, when @explain). */
+static int demo_real(bool explain)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), len = REAL_PAGES * page;
 	unsigned char *box[REAL_SANDBOXES], *check;
@@ -256,11 +280,18 @@ static int demo_real(void)
 	int s, bad = 0, err;
 
 	err = samepage_open(&sp, 0);
-	if (err) {
-		fprintf(stderr, "samepage demo: %s\n", samepage_last_error());
-		return err == -EPERM || err == -EACCES || err == -ENOSYS ? 77 : 1;
+	if (err && not_available(err)) {
+		if (explain)
+			explain_unavailable();
+		else
+			fprintf(stderr, "samepage demo: %s\n", samepage_last_error());
+		return 77;
 	}
-	printf("samepage demo --real: %d sandboxes of %zu MiB in this process, 3/4 of each\n"
+	if (err) {
+		fprintf(stderr, "samepage demo: samepage_open: %s\n", samepage_last_error());
+		return 1;
+	}
+	printf("samepage demo: %d sandboxes of %zu MiB in this process, 3/4 of each\n"
 	       "the same image, merged by libsamepage (no kernel KSM).\n\n",
 	       REAL_SANDBOXES, len >> 20);
 	for (s = 0; s < REAL_SANDBOXES; s++) {
@@ -314,26 +345,41 @@ static int demo_real(void)
 
 int cmd_demo(int argc, char **argv)
 {
-	bool real = false;
-	int i;
+	enum { DEFAULT, REAL, SIM } mode = DEFAULT;
+	int i, ret;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: samepage demo [--sim | --real]\n\n"
-			       "--sim (the default): tell the story of KSM's NUMA design\n"
-			       "(merge_across_nodes=0, a KSM page migrated to another node,\n"
-			       "migrate_nodes) on the simulated machine, showing the trees and\n"
-			       "counters at every step.\n"
-			       "--real: merge four 64 MiB sandboxes of mostly identical memory in\n"
-			       "this process with libsamepage and show the memory given back.\n");
+			printf("usage: samepage demo [--real | --sim]\n\n"
+			       "Without an option: merge four 64 MiB sandboxes of mostly identical\n"
+			       "memory in this process with libsamepage and show the memory given\n"
+			       "back (Pss before and after, the counters, every page read back, a\n"
+			       "copy-on-write, the unmerge at close).  When this process may not\n"
+			       "use userfaultfd (it needs root, CAP_SYS_PTRACE, read-write access\n"
+			       "to /dev/userfaultfd or vm.unprivileged_userfaultfd=1), say why and\n"
+			       "tell the simulated story of --sim instead.\n"
+			       "--real: real memory only; exit status 77 when userfaultfd is not\n"
+			       "available.\n"
+			       "--sim: tell the story of KSM's NUMA design (merge_across_nodes=0,\n"
+			       "a KSM page migrated to another node, migrate_nodes) on the\n"
+			       "simulated machine, showing the trees and counters at every step.\n");
 			return 0;
 		}
 		if (!strcmp(argv[i], "--real")) {
-			real = true;
-		} else if (strcmp(argv[i], "--sim")) {
+			mode = REAL;
+		} else if (!strcmp(argv[i], "--sim")) {
+			mode = SIM;
+		} else {
 			fprintf(stderr, "samepage demo: unknown option '%s' (see --help)\n", argv[i]);
 			return 2;
 		}
 	}
-	return real ? demo_real() : demo_sim();
+	if (mode == SIM)
+		return demo_sim();
+	ret = demo_real(mode == DEFAULT);
+	if (ret != 77 || mode == REAL)
+		return ret;
+	fprintf(stderr, "samepage demo: showing the simulated machine instead"
+		" (samepage demo --sim).\n\n");
+	return demo_sim();
 }
