@@ -157,6 +157,22 @@ static bool vma_matches(struct samepage *sp, const struct sp_vma *vma, uint64_t 
 	       at == slot_off(sp, id) << sp->os.page_shift;
 }
 
+/*
+ * May page @vpn (record @rec) be replaced, as its mapping is in this batch?
+ * Checked before the engine counts a merge, so that pages the application
+ * locked or flagged are never counted as merged.
+ */
+bool sp_page_replaceable(struct samepage *sp, uint64_t vpn, uint32_t rec)
+{
+	const struct vmas *vs = vmas_batch(sp, vpn, vpn + 1);
+
+	if (vs->n > 0 && vma_matches(sp, vma_at(vs, vpn, sp->os.page_shift), vpn, rec,
+				     VMA_REFUSE))
+		return true;
+	sp->merges_refused++;
+	return false;
+}
+
 /* ------------------------------------------------------------------------
  * Runs.
  * --------------------------------------------------------------------- */

@@ -182,6 +182,8 @@ static int op_merge(void *be, void *mm, uint64_t vpn, const struct sp_page *seen
 		return -EAGAIN;		/* already maps it */
 	if (sp_in_pending(sp, vpn))
 		sp_flush(sp);
+	if (!sp_page_replaceable(sp, vpn, r->rec[i]))
+		return -EAGAIN;
 	if (!sp_budget_ok(sp, r, i, rec))
 		return -ENOMEM;
 	/*
@@ -215,6 +217,8 @@ static int op_merge_zero(void *be, void *mm, uint64_t vpn, const struct sp_page 
 		return -EAGAIN;
 	if (sp_in_pending(sp, vpn))
 		sp_flush(sp);
+	if (!sp_page_replaceable(sp, vpn, r->rec[i]))
+		return -EAGAIN;
 	if (!sp_budget_ok(sp, r, i, REC_ANON))
 		return -ENOMEM;
 	return sp_merge_page(sp, r, i, REC_ANON, CHECK_ZERO, NULL);
@@ -237,6 +241,8 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 
 	if (sp_in_pending(sp, vpn))
 		sp_flush(sp);
+	if (!sp_page_replaceable(sp, vpn, r->rec[i]))
+		return -EAGAIN;
 	/* consecutive store offsets for consecutive pages */
 	hint = sp_run_next_off(sp, vpn, nid);
 	if (hint < 0 && i > 0 && rec_file(r->rec[i - 1]) &&
