@@ -587,6 +587,49 @@ static void drop_rec(struct samepage *sp, struct sp_range *r, uint64_t i)
 }
 
 /*
+ * Ranges inside [start, end) with nothing of ours left in them, but cut
+ * into several mappings by our merges and unmerges, become one mapping
+ * again (when every piece is still ours, private anonymous, with one
+ * protection and one set of flags).  Best effort: on any doubt the range
+ * stays as it is, correct, only with more mappings.
+ */
+static void rebuild_ranges(struct samepage *sp, uint64_t start, uint64_t end)
+{
+	for (size_t ri = sp_range_index(sp, start); ri < sp->nranges; ri++) {
+		struct sp_range *r = &sp->ranges[ri];
+
+		if (r->start >= end)
+			break;
+		if (r->start < start || r->end > end)
+			continue;
+		bool clean = true;
+
+		for (uint64_t i = 0; clean && i < r->end - r->start; i++)
+			clean = r->rec[i] == 0;
+		if (!clean)
+			continue;
+		struct vmas vs;
+
+		vmas_read(sp, &vs, r->start, r->end);
+		bool ok = vs.n > 1;
+		uint64_t at = r->start << sp->os.page_shift;
+
+		for (int k = 0; ok && k < vs.n; k++) {
+			const struct sp_vma *v = &vs.v[k];
+
+			ok = v->start <= at && v->inode == 0 && !v->exec &&
+			     (v->flags & SP_VMA_UFFD_WP) && !(v->flags & VMA_REFUSE & ~VMA_KEEP) &&
+			     v->prot == vs.v[0].prot && v->flags == vs.v[0].flags;
+			at = v->end;
+		}
+		if (ok && at >= (r->end << sp->os.page_shift))
+			(void)sp_os_rebuild(&sp->os, r->start, r->end - r->start, vs.v[0].prot,
+					    vs.v[0].flags & VMA_KEEP);
+		free(vs.v);
+	}
+}
+
+/*
  * break_ksm over [start, end): every page we mapped gets private memory,
  * if its mapping is still ours; mappings the application replaced (munmap
  * and mmap of something else, a shared mapping, another file) are left
@@ -647,6 +690,8 @@ int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end)
 		}
 	}
 	free(vs.v);
+	if (converted && !sp->discard)
+		rebuild_ranges(sp, start, end);
 	if (converted)
 		sp_recount_vmas(sp);
 	return 0;

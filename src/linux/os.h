@@ -38,6 +38,8 @@
 #define PM_EXCL		(1ull << 56)
 #define PM_PFN		((1ull << 55) - 1)
 
+#define SP_UFFD_WP_UNPOPULATED	(1ull << 13)	/* UFFD_FEATURE_WP_UNPOPULATED, 6.4 */
+
 /* VmFlags of a mapping that matter to merging (from smaps). */
 enum {
 	SP_VMA_LOCKED	= 1u << 0,	/* lo, lf: mlock */
@@ -71,6 +73,7 @@ struct sp_os {
 	size_t page;		/* bytes */
 	unsigned int page_shift;
 	uint64_t zero_pfn;	/* the shared zero page's PFN; 0 if PFNs are hidden */
+	bool wp_unpopulated;	/* UFFD_FEATURE_WP_UNPOPULATED in use */
 	int nr_nodes;
 	/* test hook: the node of the page at @addr, replacing move_pages() */
 	int (*node_of)(void *arg, const void *addr, bool store);
@@ -124,6 +127,10 @@ int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot);
 int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot,
 		     unsigned int flags);
 int sp_os_unmap(struct sp_os *os, uint64_t vpn, uint64_t n);
+/* one registered range of private anonymous memory becomes one mapping
+ * again (same content, protection @prot, flags @flags); -EOPNOTSUPP
+ * without UFFD_FEATURE_WP_UNPOPULATED */
+int sp_os_rebuild(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned int flags);
 
 /* what /proc says */
 long sp_os_count_vmas(struct sp_os *os);

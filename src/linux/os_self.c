@@ -243,7 +243,7 @@ int sp_os_read_faults(struct sp_os *os, uint64_t *addr, int max)
  * in particular would make our own mmap(MAP_FIXED) wait for its event to be
  * read (a self-deadlock for an engine that reads its own events).
  */
-static int open_uffd(void)
+static int open_uffd(uint64_t features)
 {
 	int fd = -1, dev_err = 0, sys_err = 0;
 	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
@@ -269,13 +269,21 @@ static int open_uffd(void)
 			     strerror(dev_err), strerror(sys_err));
 		return -(sys_err ? sys_err : dev_err ? dev_err : EPERM);
 	}
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	/*
+	 * UFFD_FEATURE_WP_UNPOPULATED (6.4): write-protecting a page never
+	 * touched installs a marker, so a first write to it parks too.  Used
+	 * when the kernel has it (rebuilding a range in one mapping needs
+	 * it); a fresh uffd is needed to retry without it.
+	 */
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
 
 	if (ioctl(fd, UFFDIO_API, &api)) {
 		int err = errno;
 
-		sp_set_error("samepage: UFFDIO_API failed: %s", strerror(err));
 		close(fd);
+		if (features)
+			return -EAGAIN;
+		sp_set_error("samepage: UFFDIO_API failed: %s", strerror(err));
 		return -err;
 	}
 	return fd;
@@ -327,10 +335,16 @@ int sp_os_open(struct sp_os *os)
 	os->page_shift = 0;
 	while ((1ul << os->page_shift) < os->page)
 		os->page_shift++;
-	int err = open_uffd();
+	bool unpopulated = true;
+	int err = open_uffd(SP_UFFD_WP_UNPOPULATED);
 
+	if (err == -EAGAIN) {
+		unpopulated = false;
+		err = open_uffd(0);
+	}
 	if (err < 0)
 		return err;
+	os->wp_unpopulated = unpopulated;
 	os->uffd = err;
 	err = probe_wp(os);
 	if (err)
@@ -483,6 +497,82 @@ int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot,
 		return err;
 	}
 	return 0;
+}
+
+/*
+ * Rebuild [vpn, vpn+n) (one registered range, private anonymous, one
+ * protection and one set of flags) as a single mapping: after unmerging,
+ * every page we privatized is a mapping of its own (the kernel never joins
+ * anonymous mappings made apart), so the application's mapping count would
+ * stay high.  Chunk by chunk: protect (never-touched pages too: needs
+ * WP_UNPOPULATED), copy the present pages into one scratch mapping at the
+ * same offsets (the zero page and absent pages stay absent), move the
+ * chunk in place, register, wake.  Chunks moved from one scratch mapping
+ * join each other.
+ */
+#define REBUILD_CHUNK 512
+
+int sp_os_rebuild(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned int flags)
+{
+	if (!os->wp_unpopulated)
+		return -EOPNOTSUPP;
+	size_t len = n << os->page_shift;
+	char *st = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint64_t e[REBUILD_CHUNK];
+	int err = 0;
+
+	if (st == MAP_FAILED)
+		return -errno;
+	for (uint64_t c = 0; c < n && !err; c += REBUILD_CHUNK) {
+		uint64_t m = n - c < REBUILD_CHUNK ? n - c : REBUILD_CHUNK;
+		char *dst = st + (c << os->page_shift);
+		size_t clen = m << os->page_shift;
+
+		err = sp_os_protect(os, vpn + c, m, true);
+		if (err)
+			break;
+		int got = sp_os_pagemap(os, vpn + c, e, (uint32_t)m);
+
+		if (got != (int)m)
+			err = got < 0 ? got : -EIO;
+		for (uint64_t i = 0; !err && i < m;) {
+			bool zero = os->zero_pfn && (e[i] & PM_PRESENT) &&
+				    (e[i] & PM_PFN) == os->zero_pfn;
+
+			if (!(e[i] & (PM_PRESENT | PM_SWAP)) || zero) {
+				i++;
+				continue;
+			}
+			uint64_t j = i + 1;
+
+			while (j < m && (e[j] & (PM_PRESENT | PM_SWAP)) &&
+			       !(os->zero_pfn && (e[j] & PM_PFN) == os->zero_pfn))
+				j++;
+			err = sp_os_read(os, vpn + c + i, j - i, dst + (i << os->page_shift));
+			i = j;
+		}
+		if (!err && prot != (PROT_READ | PROT_WRITE) && mprotect(dst, clen, prot))
+			err = -errno;
+		if (!err && (flags & SP_VMA_DONTFORK) && madvise(dst, clen, MADV_DONTFORK))
+			err = -errno;
+		if (!err && (flags & SP_VMA_DONTDUMP) && madvise(dst, clen, MADV_DONTDUMP))
+			err = -errno;
+		if (!err && (flags & SP_VMA_LOCKED) && mlock(dst, clen))
+			err = -errno;
+		if (!err && raw_mremap(dst, clen, clen, MREMAP_MAYMOVE | MREMAP_FIXED,
+				       vaddr(os, vpn + c)) == MAP_FAILED)
+			err = -errno;
+		if (err) {
+			/* the old mapping is intact: let the writers go */
+			sp_os_protect(os, vpn + c, m, false);
+			break;
+		}
+		(void)sp_os_register(os, vpn + c, m);
+		sp_os_wake(os, vpn + c, m);
+	}
+	munmap(st, len);	/* what was not moved (nothing, unless it failed) */
+	return err;
 }
 
 int sp_os_unmap(struct sp_os *os, uint64_t vpn, uint64_t n)
