@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store.c - the store: one memfd per NUMA node holding every KSM page
- * (a "slot"), with an exact count of the mappings made of each slot.
- * Knows no address space.
+ * (a "slot"), with an exact count of the mappings made of each slot, and
+ * the quarantine of slots that a forked child may still map (the canary).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +20,153 @@
 #include <unistd.h>
 
 #include "linux_internal.h"
+
+/* ------------------------------------------------------------------------
+ * The quarantine and the canary.
+ *
+ * Which processes can read slot K through a file mapping?  We, while a
+ * record of ours counts on K; and any process made by copying our address
+ * space (fork, _Fork, clone without CLONE_VM, and their descendants) while
+ * we had a mapping of K, until that process exits or execs.  A pthread_atfork
+ * handler misses _Fork() and raw clone/fork syscalls, and we cannot see a
+ * child's page tables, so we ask the kernel one question instead: is our
+ * canary page still mapped by us alone?
+ *
+ * The canary is one private anonymous page, written once at open (so it is
+ * a real page, with content no other page has), mlock()ed if allowed, never
+ * written, unmapped or exposed again.  /proc/self/pagemap bit 56
+ * (PM_MMAP_EXCLUSIVE, no privilege needed) reads 1 while only our page
+ * tables map it; every copy of our address space maps it too (read 0) until
+ * that copy is torn down (exit, exec).  Measured on Linux 6.18 for fork,
+ * _Fork, syscall(SYS_fork), clone(SIGCHLD) and a grandchild whose parent
+ * exited: 0 while alive, 1 once exited (zombie or reaped) or exec'd.
+ *
+ * The rule: a slot whose count drops to zero at time q is quarantined; it
+ * is released (punched, reusable) only after a canary read at time c made
+ * in a later lock hold than q has seen "exclusive".  Why this is enough,
+ * whatever instant another thread calls fork():
+ *   1. By the end of the lock hold in which K was quarantined, we no longer
+ *      map K from the file (its pages were converted, replaced, unmapped,
+ *      or copied on write: a private page, which a child inherits as such).
+ *      So only a fork before that point can give a process a mapping of K.
+ *   2. The kernel copies an address space (dup_mmap) under its mmap lock,
+ *      all mappings at once, and reading pagemap takes the same lock: a
+ *      fork that copied a mapping of K also copied the canary mapping,
+ *      and it did so entirely before or entirely after our read.
+ *   3. A copy made before c (and before the end of q's hold, by 1) maps
+ *      the canary page until it exits or execs, which is also when its
+ *      mapping of K goes: if it still existed at c, c read 0.  A copy made
+ *      after the end of q's hold has no mapping of K.  So "exclusive" at c
+ *      means nobody maps K, and nobody can later: K may be reused.
+ * Conservative cases: a canary that is not present, swapped or unreadable
+ * reads "not exclusive" (the quarantine stays); once seen swapped or gone
+ * it is never trusted again (a swapped-in canary would not count a child's
+ * swap entry).  Kernel KSM cannot merge it (unique content; it is also
+ * MADV_DONTDUMP, so samepage never registers it).
+ * What the application must not do: write, unmap, MADV_DONTNEED or
+ * MADV_WIPEONFORK the library's canary page in the parent or in a child
+ * (it never learns its address); without mlock (RLIMIT_MEMLOCK 0) a
+ * canary swapped out and faulted in again by someone else between two
+ * checks would be missed.
+ * --------------------------------------------------------------------- */
+static int canary_init(struct samepage *sp)
+{
+	struct sp_quarantine *q = &sp->q;
+	char *c = mmap(NULL, sp->os.page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (c == MAP_FAILED) {
+		sp_set_error("samepage: cannot map the canary page: %s", strerror(errno));
+		return -errno;
+	}
+	(void)madvise(c, sp->os.page, MADV_NOHUGEPAGE);
+	(void)madvise(c, sp->os.page, MADV_DONTDUMP);
+	/* content no other page has: its address, pid and the time */
+	uint64_t seed = (uint64_t)(uintptr_t)c ^ ((uint64_t)getpid() << 32) ^ sp_now_ms();
+
+	for (size_t i = 0; i < sp->os.page / 8; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		memcpy(c + i * 8, &seed, 8);
+	}
+	q->canary_locked = mlock(c, sp->os.page) == 0;
+	q->canary = c;
+	return 0;
+}
+
+/* Does no other process share our pages now?  One pagemap read. */
+static bool canary_exclusive(struct samepage *sp)
+{
+	struct sp_quarantine *q = &sp->q;
+	uint64_t e = 0;
+
+	if (!q->canary || q->canary_broken)
+		return false;
+	q->checks++;
+	q->checked = q->epoch;
+	if (sp_os_pagemap(&sp->os, (uintptr_t)q->canary >> sp->os.page_shift, &e, 1) != 1)
+		return false;
+	if (!(e & PM_PRESENT) || (e & PM_SWAP) || (e & PM_FILE)) {
+		q->canary_broken = true;
+		return false;
+	}
+	return (e & PM_EXCL) != 0;
+}
+
+/* Slot @id goes back to the free space: punch its page, make it reusable. */
+static void slot_reclaim(struct samepage *sp, uint32_t id)
+{
+	struct sp_slot *s = slot_get(sp, id);
+	struct sp_store *st = &sp->store[slot_nid(sp, id)];
+	uint64_t off = slot_off(sp, id);
+
+	if (!(s->flags & SLOT_ZERO))
+		(void)fallocate(st->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				(off_t)(off << sp->os.page_shift), (off_t)sp->os.page);
+	s->flags = 0;
+	s->node = NULL;
+	s->qnext = 0;
+	st->used--;
+	sp->store_pages--;
+}
+
+/* Release the slots quarantined in earlier lock holds if no process but
+ * us shares our pages now. */
+static void quarantine_reclaim(struct samepage *sp)
+{
+	struct sp_quarantine *q = &sp->q;
+
+	if (!q->old_head || !canary_exclusive(sp))
+		return;
+	for (uint32_t id = q->old_head, next; id; id = next) {
+		next = slot_get(sp, id)->qnext;
+		slot_reclaim(sp, id);
+		q->n--;
+	}
+	q->old_head = q->old_tail = 0;
+}
+
+/*
+ * The engine lock was just taken (or taken back after a wait): every slot
+ * quarantined before is unmapped by us (step 1 above) and becomes
+ * eligible; then one canary check if any slot waits.
+ */
+void sp_store_epoch(struct samepage *sp)
+{
+	struct sp_quarantine *q = &sp->q;
+
+	if (!sp->store)
+		return;
+	q->epoch++;
+	if (q->new_head) {
+		if (q->old_tail)
+			slot_get(sp, q->old_tail)->qnext = q->new_head;
+		else
+			q->old_head = q->new_head;
+		q->old_tail = q->new_tail;
+		q->new_head = q->new_tail = 0;
+	}
+	quarantine_reclaim(sp);
+}
 
 /* ------------------------------------------------------------------------
  * The store.
@@ -70,6 +217,8 @@ int sp_store_init(struct samepage *sp)
 			sp_set_error("samepage: cannot map the store: %s", strerror(errno));
 			return -errno;
 		}
+		/* a child has no business with the engine's own view */
+		(void)madvise(st->view, cap << sp->os.page_shift, MADV_DONTFORK);
 		/*
 		 * Place the node's store pages on the node, preferably: with
 		 * MPOL_BIND a full node would make our own store writes fail.
@@ -86,11 +235,17 @@ int sp_store_init(struct samepage *sp)
 			}
 		}
 	}
-	return 0;
+	return canary_init(sp);
 }
 
+/* At close nothing is punched: a child may still map any slot, and the
+ * kernel frees the memfd when its last mapping goes. */
 void sp_store_fini(struct samepage *sp)
 {
+	if (sp->q.canary) {
+		munmap(sp->q.canary, sp->os.page);
+		sp->q.canary = NULL;
+	}
 	if (!sp->store)
 		return;
 	for (int n = 0; n < sp->nr_nodes; n++) {
@@ -156,6 +311,13 @@ uint32_t sp_slot_alloc(struct samepage *sp, int nid, int64_t hint)
 				}
 			}
 		}
+		if (off == st->hwm && freed == 0 && sp->q.old_head &&
+		    sp->q.checked != sp->q.epoch) {
+			/* fresh space: first see if children let slots go */
+			quarantine_reclaim(sp);
+			if (st->hwm > st->used)
+				return sp_slot_alloc(sp, nid, hint);
+		}
 		if (off >= st->cap)
 			return 0;
 	}
@@ -171,51 +333,38 @@ uint32_t sp_slot_alloc(struct samepage *sp, int nid, int64_t hint)
 	return slot_id(sp, nid, off);
 }
 
-/* One mapping of slot @id went away. */
+/* One mapping of slot @id went away.  The last one quarantines the slot
+ * (a zero slot was never mapped from the file: released at once). */
 void sp_slot_release(struct samepage *sp, uint32_t id)
 {
 	struct sp_slot *s = slot_get(sp, id);
+	struct sp_quarantine *q = &sp->q;
 
 	if (!s || !(s->flags & SLOT_USED) || s->count == 0)
 		return;
 	if (--s->count)
 		return;
 	s->node = NULL;
-	if (s->flags & SLOT_PINNED) {
-		/* a forked child may still map it: never reuse */
-		s->flags = SLOT_DEAD;
+	if (s->flags & SLOT_ZERO) {
+		slot_reclaim(sp, id);
 		return;
 	}
-	struct sp_store *st = &sp->store[slot_nid(sp, id)];
-	uint64_t off = slot_off(sp, id);
-
-	(void)fallocate(st->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			(off_t)(off << sp->os.page_shift), (off_t)sp->os.page);
-	s->flags = 0;
-	st->used--;
-	sp->store_pages--;
+	s->flags = SLOT_QUARANTINE;
+	s->qnext = 0;
+	if (q->new_tail)
+		slot_get(sp, q->new_tail)->qnext = id;
+	else
+		q->new_head = id;
+	q->new_tail = id;
+	q->n++;
 }
 
-/* Slot discarded before any mapping counted on it (failed make_ksm). */
+/* Slot discarded before any mapping was made of it (failed make_ksm): no
+ * process can map it. */
 void sp_slot_free_unused(struct samepage *sp, uint32_t id)
 {
 	struct sp_slot *s = slot_get(sp, id);
 
-	if (!s)
-		return;
-	s->count = 1;
-	s->flags &= (uint8_t)~SLOT_PINNED;
-	sp_slot_release(sp, id);
+	if (s && (s->flags & SLOT_USED))
+		slot_reclaim(sp, id);
 }
-
-void sp_pin_all_slots(struct samepage *sp)
-{
-	for (int n = 0; n < sp->nr_nodes; n++) {
-		struct sp_store *st = &sp->store[n];
-
-		for (uint64_t o = 0; o < st->hwm; o++)
-			if ((st->slot[o].flags & SLOT_USED) && st->slot[o].count)
-				st->slot[o].flags |= SLOT_PINNED;
-	}
-}
-
