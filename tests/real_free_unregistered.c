@@ -75,6 +75,9 @@ int main(void)
 
 	CHECK_EQ(samepage_close(sp), 0);
 	expect_intact(u, shadow, n * ps, "never registered, after close");
+	munmap(u, n * ps);
+	munmap(m + n * ps, n * ps);
+	free(shadow);
 	printf("free of unregistered memory refused\n");
 	return 0;
 }
