@@ -6,6 +6,8 @@
  * memory between forks.  Store pages a child might have mapped are
  * quarantined while it lives and released once it is gone: store_pages
  * stays within a constant of pages_shared, and equals it at the end.
+ * A long-lived child, forked at the start and alive throughout, holds the
+ * slots it may map (the first churn contents) and no others.
  */
 #include "real_util.h"
 
@@ -43,12 +45,32 @@ int main(void)
 
 	CHECK_EQ(before, SHARED + CHURN);
 
+	/* the long-lived child: checks its memory when told, then exits */
+	char *shadow_churn = malloc(2 * CHURN * ps);
+	int go[2];
+
+	CHECK(shadow_churn && pipe(go) == 0);
+	fill(shadow_churn, ps, 2 * CHURN, 2);
+	pid_t longpid = fork();
+
+	CHECK(longpid >= 0);
+	if (longpid == 0) {
+		char c;
+
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		_exit(memcmp(churn, shadow_churn, 2 * CHURN * ps) ? 1 : 0);
+	}
+
 	/*
 	 * Bound: the CHURN old slots are quarantined by samepage_free (a
 	 * child forked while they were mapped existed) and released at the
 	 * next lock hold (the first scan), the child being reaped by then;
-	 * CHURN new ones are made by the scans.  So never more than
-	 * pages_shared + CHURN (and pages_shared after the third scan).
+	 * CHURN new ones are made by the scans.  The first churn's CHURN
+	 * slots stay quarantined while the long-lived child lives (it was
+	 * forked while they were mapped); later ones do not wait for it.  So
+	 * pages_shared + CHURN after the scans, and never more than
+	 * pages_shared + 2 * CHURN in between.
 	 */
 	long max_store = 0, max_quarantined = 0, quarantined = 0;
 
@@ -58,10 +80,10 @@ int main(void)
 		CHECK(pid >= 0);
 		if (pid == 0)
 			_exit(0);
-		int status;
+		int st;
 
-		CHECK(waitpid(pid, &status, 0) == pid);
-		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		CHECK(waitpid(pid, &st, 0) == pid);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 		/* a little churn: a new region with new content is merged, the
 		 * old one (its slots were mapped when the child was forked) is
 		 * freed */
@@ -71,8 +93,9 @@ int main(void)
 		fill(next, ps, 2 * CHURN, 3 + i);
 		CHECK_EQ(samepage_free(sp, churn, 2 * CHURN * ps), 0);
 		churn = next;
-		/* quarantined, still counted, until the next lock hold */
-		CHECK_EQ(get(sp, "store_quarantined"), CHURN);
+		/* quarantined, still counted, until the next lock hold (and
+		 * the first churn's while the long-lived child lives) */
+		CHECK_EQ(get(sp, "store_quarantined"), i == 0 ? CHURN : 2 * CHURN);
 		quarantined += CHURN;
 		CHECK_EQ(samepage_scan_full(sp, 1), 0);
 		CHECK_EQ(samepage_scan_full(sp, 1), 0);
@@ -86,16 +109,30 @@ int main(void)
 		if (get(sp, "store_quarantined") > max_quarantined)
 			max_quarantined = get(sp, "store_quarantined");
 		CHECK_EQ(get(sp, "pages_sharing"), SHARED + CHURN);
+		CHECK_EQ(get(sp, "store_quarantined"), CHURN);
 		if (store > shared + CHURN)
 			FAIL("after %u children: store_pages %ld > pages_shared %ld + %d",
 			     i + 1, store, shared, CHURN);
 	}
+	long during = get(sp, "store_pages");
+
+	/* the first churn's slots, which the long-lived child may map */
+	CHECK_EQ(get(sp, "store_quarantined"), CHURN);
+	/* it still reads them */
+	int status;
+
+	CHECK(write(go[1], "x", 1) == 1);
+	CHECK(waitpid(longpid, &status, 0) == longpid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		FAIL("the long-lived child read wrong data (status %#x)", status);
 	CHECK_EQ(samepage_scan_full(sp, 1), 0);
 	long after = get(sp, "store_pages");
 
-	printf("children %d: store_pages before %ld, max %ld, after %ld; pages_shared %ld; "
-	       "slots quarantined %ld in all, left after scans (max) %ld\n", CHILDREN, before,
-	       max_store, after, get(sp, "pages_shared"), quarantined, max_quarantined);
+	printf("children %d (and one alive throughout): store_pages before %ld, max %ld, "
+	       "with the long-lived child still alive %ld, after it is gone %ld; "
+	       "pages_shared %ld; slots quarantined %ld in all, left after scans (max) %ld\n",
+	       CHILDREN, before, max_store, during, after, get(sp, "pages_shared"),
+	       quarantined, max_quarantined);
 	CHECK_EQ(after, get(sp, "pages_shared"));
 	CHECK_EQ(get(sp, "store_quarantined"), 0);
 	/* the data is intact */
@@ -107,6 +144,7 @@ int main(void)
 	CHECK_EQ(samepage_close(sp), 0);
 	CHECK(memcmp(keep, shadow, 2 * SHARED * ps) == 0);
 	free(shadow);
+	free(shadow_churn);
 	printf("fork store reclaim ok\n");
 	return 0;
 }

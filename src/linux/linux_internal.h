@@ -108,19 +108,28 @@ struct sp_slot {
 	int16_t nid;			/* last node seen */
 	uint32_t nid_gen;		/* ... during this lock hold (pm_gen) */
 	uint32_t qnext;			/* next quarantined slot id (0: none) */
+	uint32_t gen;			/* canary generation open at allocation */
+	uint32_t qgen;			/* ... at quarantine */
 };
 
 /* Slots waiting for no child to map them (store.c), linked through qnext. */
+#define SP_CANARIES	32	/* canary generations alive at once, at most */
 struct sp_quarantine {
 	uint32_t new_head, new_tail;	/* quarantined during this lock hold */
 	uint32_t old_head, old_tail;	/* ... during an earlier one */
 	long n;				/* slots in both lists */
 	uint64_t epoch;			/* lock holds so far */
 	uint64_t checked;		/* epoch of the last canary check */
-	char *canary;			/* our page no other process may share */
-	bool canary_locked;		/* mlock()ed: never swapped */
-	bool canary_broken;		/* seen swapped or gone: never trust it */
-	long checks;			/* canary reads */
+	/* canaries not known free of children, oldest first; the last one
+	 * is open (inherited by forks), the others MADV_DONTFORK */
+	struct sp_canary {
+		char *page;
+		uint32_t gen;
+	} canary[SP_CANARIES];
+	int ncanary;
+	bool canary_unlocked;		/* one could not be mlock()ed */
+	bool canary_broken;		/* seen swapped or gone: never trust them */
+	long checks;			/* canary checks */
 };
 
 struct sp_store {
