@@ -52,13 +52,14 @@
  *
  *   Slots are reused (hole-punched) only when no process can still map
  *   them.  When a slot's count drops to zero it is not punched but put in
- *   quarantine: a child forked (by any means: fork, _Fork, clone, vfork
- *   without CLONE_VM...) while we mapped the slot may still map it.  A
- *   quarantined slot is released only after a check of the canary page,
- *   made in a later lock hold, saw that no descendant shares our address
- *   space's pages any more (pagemap "exclusive" bit; no privilege needed;
- *   the argument is in store.c).  Zero-content slots are never mapped from
- *   the file and are released at once.  At close nothing is punched.
+ *   quarantine: a child forked (by any means: fork, _Fork, clone without
+ *   CLONE_VM) while we mapped the slot may still map it.  A quarantined
+ *   slot is released only after a check of the canary pages, made in a
+ *   later lock hold, saw that no child made while the slot was mapped is
+ *   left (pagemap "exclusive" bit of the canaries of those generations; no
+ *   privilege needed; the argument is in store.c).  Zero-content slots are
+ *   never mapped from the file and are released at once.  At close nothing
+ *   is punched (the kernel keeps the memfd while a child maps it).
  *
  *   What the application must not do with registered memory (the library
  *   cannot see it): pin it for device or io_uring I/O (a merged pinned page
