@@ -126,6 +126,7 @@ struct sp_quarantine {
 	struct sp_canary {
 		char *page;
 		uint32_t gen;
+		bool locked;		/* mlock()ed: never swapped */
 	} canary[SP_CANARIES];
 	int ncanary;
 	bool canary_unlocked;		/* one could not be mlock()ed */

@@ -72,10 +72,10 @@
  *      maps K and nobody can later: K may be reused.
  *   A closed canary found exclusive stays so (no fork copies it any more):
  *   it is unmapped and forgotten.
- * Conservative cases: a canary not present, swapped or unreadable counts
- * as shared; once one is seen swapped or gone they are never trusted again
- * (a swapped-in canary would not count a child's swap entry), and the
- * quarantine is kept for good.  More than SP_CANARIES generations alive:
+ * Conservative cases: a canary not present, swapped, being migrated or
+ * unreadable counts as shared; once one is seen swapped (not locked) or gone
+ * they are never trusted again (a swapped-in canary would not count a
+ * child's swap entry), and the quarantine is kept for good.  More than SP_CANARIES generations alive:
  * no new one is opened (slots wait longer).  Kernel KSM cannot merge a
  * canary (unique content; MADV_DONTDUMP, so samepage never registers it).
  * What the application must not do: write, unmap, MADV_DONTNEED or
@@ -105,9 +105,11 @@ static int canary_open(struct samepage *sp, uint32_t gen)
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
 		memcpy(c + i * 8, &seed, 8);
 	}
-	if (mlock(c, sp->os.page))
+	bool locked = mlock(c, sp->os.page) == 0;
+
+	if (!locked)
 		q->canary_unlocked = true;
-	q->canary[q->ncanary++] = (struct sp_canary){ .page = c, .gen = gen };
+	q->canary[q->ncanary++] = (struct sp_canary){ .page = c, .gen = gen, .locked = locked };
 	return 0;
 }
 
@@ -130,6 +132,13 @@ static bool canary_exclusive(struct samepage *sp, int k)
 		return false;
 	if (sp_os_pagemap(&sp->os, (uintptr_t)q->canary[k].page >> sp->os.page_shift,
 			  &e, 1) != 1)
+		return false;
+	/*
+	 * A locked page is never swapped: a swap entry is a migration entry
+	 * (NUMA balancing, compaction), which ends with every mapper's entry
+	 * restored: shared this time.  A swapped or missing canary is broken.
+	 */
+	if ((e & PM_SWAP) && q->canary[k].locked)
 		return false;
 	if (!(e & PM_PRESENT) || (e & PM_SWAP) || (e & PM_FILE)) {
 		q->canary_broken = true;
