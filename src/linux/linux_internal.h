@@ -121,6 +121,7 @@ struct sp_quarantine {
 	long n;				/* slots in both lists */
 	uint64_t epoch;			/* lock holds so far */
 	uint64_t checked;		/* epoch of the last canary check */
+	uint64_t alloc_checked;		/* ... made because the store would grow */
 	/* canaries not known free of children, oldest first; the last one
 	 * is open (inherited by forks), the others MADV_DONTFORK */
 	struct sp_canary {

@@ -406,8 +406,11 @@ uint32_t sp_slot_alloc(struct samepage *sp, int nid, int64_t hint)
 			}
 		}
 		if (off == st->hwm && freed == 0 && sp->q.old_head &&
-		    sp->q.checked != sp->q.epoch) {
-			/* fresh space: first see if children let slots go */
+		    sp->q.alloc_checked != sp->q.epoch) {
+			/* fresh space: first see if children let slots go
+			 * since the check at the start of this lock hold
+			 * (once per hold) */
+			sp->q.alloc_checked = sp->q.epoch;
 			quarantine_reclaim(sp, false);
 			if (st->hwm > st->used)
 				return sp_slot_alloc(sp, nid, hint);
