@@ -2,8 +2,9 @@
 /*
  * real_fork - fork() with merged pages: parent and child each see their own
  * writes and nothing else; the store pages the child may still map are
- * never reused by the parent (pinned at fork), even after the parent
- * unmerged everything and merged other content.
+ * not reused by the parent while the child lives (quarantined), even after
+ * the parent unmerged everything and merged other content; once the child
+ * is gone they are released.
  */
 #include "real_util.h"
 
@@ -77,7 +78,9 @@ int main(void)
 	CHECK_EQ(samepage_madvise(sp, p, n * ps, SAMEPAGE_UNMERGEABLE), 0);
 	CHECK_EQ(samepage_scan_full(sp, 1), 0);
 	CHECK_EQ(get(sp, "pages_sharing"), 0);
-	CHECK_EQ(get(sp, "store_pages"), 1);	/* pinned: the child may map it */
+	/* quarantined: the child may map it */
+	CHECK_EQ(get(sp, "store_pages"), 1);
+	CHECK_EQ(get(sp, "store_quarantined"), 1);
 	char *q = samepage_alloc(sp, n * ps);
 
 	CHECK(q);
@@ -95,6 +98,10 @@ int main(void)
 	expect(p, ps, 0x2A, "parent page 0 at the end");
 	CHECK_EQ(p[ps], 'p');
 	expect(p + ps + 1, ps - 1, 0x2A, "parent page 1 at the end");
+	/* the child is gone: its slot is released at the next batch */
+	CHECK_EQ(samepage_scan_full(sp, 1), 0);
+	CHECK_EQ(get(sp, "store_quarantined"), 0);
+	CHECK_EQ(get(sp, "store_pages"), 2);
 	CHECK_EQ(samepage_close(sp), 0);
 	for (size_t i = 0; i < n; i++)
 		expect(q + i * ps, ps, 0x55 + (int)(i % 2), "second region");

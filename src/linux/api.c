@@ -165,7 +165,6 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 	}
 	sp->scanner_started = true;
 
-	sp_instances_add(sp);
 	*spp = sp;
 	return 0;
 fail:
@@ -378,6 +377,20 @@ int samepage_free(struct samepage *sp, void *addr, size_t len)
 	uint64_t sh = sp->os.page_shift;
 
 	sp_lock(sp);
+	/* only memory registered with this handle, all of it: else touch nothing */
+	for (uint64_t v = a >> sh; v < (b >> sh);) {
+		struct sp_range *r = sp_range_find(sp, v);
+
+		if (!r) {
+			sp_unlock(sp);
+			sp_set_error("samepage_free: [%p, +%zu) is not memory registered with "
+				     "this handle (page %p is not; never registered, or freed "
+				     "already); nothing was freed", addr, len,
+				     (void *)(uintptr_t)(v << sh));
+			return -EINVAL;
+		}
+		v = r->end;
+	}
 	sp->discard = true;	/* the content goes away: no copies */
 	if (ksm_mm_registered(sp->ksm, sp))
 		err = ksm_unmerge_range(sp->ksm, sp, a >> sh, b >> sh);
@@ -420,7 +433,10 @@ int samepage_set(struct samepage *sp, const char *knob, unsigned long value)
  *   vma_budget_refusals  merges refused because they would have taken the
  *                        process's mappings above half of vm.max_map_count
  *   vmas                 estimated mappings (VMAs) of the process now
- *   store_pages          pages of the store in use (KSM pages + pinned)
+ *   store_pages          pages of the store in use (KSM pages and
+ *                        quarantined slots)
+ *   store_quarantined    store pages unused by us that a forked child may
+ *                        still map: released once no child shares our pages
  *   merges               pages mapped to a KSM page or the zero page, ever
  *   merge_runs           batched mappings made (one mmap each)
  *   runs_aborted         batches given up because a writer touched one of
@@ -506,8 +522,6 @@ int samepage_close(struct samepage *sp)
 	}
 	pthread_join(sp->scanner, NULL);
 	pthread_join(sp->reader, NULL);
-
-	sp_instances_remove(sp);
 
 	/*
 	 * If the unmerge failed, pages may still map the store: that is safe,

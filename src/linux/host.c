@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * host.c - the engine host: the lock, the published counter table, the
- * scanner thread, and the instances of this process (fork).
+ * scanner thread.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +30,8 @@ void sp_lock(struct samepage *sp)
 	atomic_fetch_sub(&sp->lock_waiters, 1);
 	/* the application may have written anything since we last looked */
 	sp_cache_invalidate(sp);
+	/* slots quarantined before are unmapped by us now (store.c) */
+	sp_store_epoch(sp);
 }
 
 /* The value of @name, with the lock held: the engine's, then our own. */
@@ -92,70 +94,11 @@ void sp_unlock(struct samepage *sp)
 }
 
 /* ------------------------------------------------------------------------
- * fork(): instances of this process, and their store slots.
- *
- * A forked child inherits our MAP_PRIVATE mappings of the store: it may map
- * any slot that is in use at the moment of fork(), and we cannot see its page
- * tables.  So every slot in use at fork time is pinned: when its count drops
- * to zero in the parent it is not hole-punched or reused, but leaked on
- * purpose (SLOT_DEAD).  The prepare handler takes every instance's lock, so
- * no merge is half done while the kernel copies the address space.  The
- * child cannot use the handle (its threads do not exist there): every call
- * from the child returns -ECHILD.
+ * fork().  A child (however made: fork, _Fork, clone) cannot use the handle:
+ * the threads do not exist there, and the engine's view of the store is not
+ * even mapped (MADV_DONTFORK).  Every call from the child returns -ECHILD.
+ * The store slots it may still map are kept by the quarantine (store.c).
  * --------------------------------------------------------------------- */
-static pthread_mutex_t instances_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct samepage *instances;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void atfork_prepare(void)
-{
-	pthread_mutex_lock(&instances_lock);
-	for (struct samepage *sp = instances; sp; sp = sp->next_instance)
-		pthread_mutex_lock(&sp->lock);
-}
-
-static void atfork_parent(void)
-{
-	for (struct samepage *sp = instances; sp; sp = sp->next_instance) {
-		sp_pin_all_slots(sp);
-		pthread_mutex_unlock(&sp->lock);
-	}
-	pthread_mutex_unlock(&instances_lock);
-}
-
-static void atfork_child(void)
-{
-	for (struct samepage *sp = instances; sp; sp = sp->next_instance)
-		pthread_mutex_unlock(&sp->lock);
-	pthread_mutex_unlock(&instances_lock);
-}
-
-static void atfork_register(void)
-{
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-}
-
-void sp_instances_add(struct samepage *sp)
-{
-	pthread_once(&atfork_once, atfork_register);
-	pthread_mutex_lock(&instances_lock);
-	sp->next_instance = instances;
-	instances = sp;
-	pthread_mutex_unlock(&instances_lock);
-}
-
-void sp_instances_remove(struct samepage *sp)
-{
-	pthread_mutex_lock(&instances_lock);
-	for (struct samepage **pp = &instances; *pp; pp = &(*pp)->next_instance) {
-		if (*pp == sp) {
-			*pp = sp->next_instance;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&instances_lock);
-}
-
 int sp_check_handle(struct samepage *sp)
 {
 	if (!sp) {
@@ -191,8 +134,10 @@ void *sp_scanner_main(void *arg)
 	while (!sp->stop) {
 		if (ksm_run_state(sp->ksm) != KSM_RUN_MERGE) {
 			sp_flush_batch(sp);
+			sp_publish(sp);
 			pthread_cond_wait(&sp->wake, &sp->lock);
 			sp_cache_invalidate(sp);
+			sp_store_epoch(sp);
 			continue;
 		}
 		(void)ksm_do_scan(sp->ksm, ksm_pages_to_scan(sp->ksm), NULL);
@@ -216,9 +161,12 @@ void *sp_scanner_main(void *arg)
 		}
 		struct timespec ts;
 
+		/* the batch's results, before sleeping with the lock */
+		sp_publish(sp);
 		deadline_in(&ts, ms);
 		pthread_cond_timedwait(&sp->wake, &sp->lock, &ts);
 		sp_cache_invalidate(sp);
+		sp_store_epoch(sp);
 	}
 	sp_unlock(sp);
 	return NULL;

@@ -50,9 +50,16 @@
  *                            holds one count on the slot
  *     REC_ANON               a zero page placed by KSM (use_zero_pages)
  *
- *   Slots are reused (hole-punched) only when their count is known to be
- *   zero.  After fork() the child may map any slot in use: those slots are
- *   pinned for ever (pthread_atfork).
+ *   Slots are reused (hole-punched) only when no process can still map
+ *   them.  When a slot's count drops to zero it is not punched but put in
+ *   quarantine: a child forked (by any means: fork, _Fork, clone without
+ *   CLONE_VM) while we mapped the slot may still map it.  A quarantined
+ *   slot is released only after a check of the canary pages, made in a
+ *   later lock hold, saw that no child made while the slot was mapped is
+ *   left (pagemap "exclusive" bit of the canaries of those generations; no
+ *   privilege needed; the argument is in store.c).  Zero-content slots are
+ *   never mapped from the file and are released at once.  At close nothing
+ *   is punched (the kernel keeps the memfd while a child maps it).
  *
  *   What the application must not do with registered memory (the library
  *   cannot see it): pin it for device or io_uring I/O (a merged pinned page
@@ -99,8 +106,7 @@
 /* Slot flags. */
 #define SLOT_USED	0x01	/* allocated (count may be 0 only transiently) */
 #define SLOT_ZERO	0x02	/* content is all zeros: mapped anonymously */
-#define SLOT_PINNED	0x04	/* in use at a fork(): never reused */
-#define SLOT_DEAD	0x08	/* pinned and unused: leaked on purpose */
+#define SLOT_QUARANTINE	0x04	/* unused, a child may still map it (store.c) */
 
 struct sp_slot {
 	struct stable_node *node;	/* back pointer (set_stable_node) */
@@ -108,6 +114,31 @@ struct sp_slot {
 	uint8_t flags;
 	int16_t nid;			/* last node seen */
 	uint32_t nid_gen;		/* ... during this lock hold (pm_gen) */
+	uint32_t qnext;			/* next quarantined slot id (0: none) */
+	uint32_t gen;			/* canary generation open at allocation */
+	uint32_t qgen;			/* ... at quarantine */
+};
+
+/* Slots waiting for no child to map them (store.c), linked through qnext. */
+#define SP_CANARIES	32	/* canary generations alive at once, at most */
+struct sp_quarantine {
+	uint32_t new_head, new_tail;	/* quarantined during this lock hold */
+	uint32_t old_head, old_tail;	/* ... during an earlier one */
+	long n;				/* slots in both lists */
+	uint64_t epoch;			/* lock holds so far */
+	uint64_t checked;		/* epoch of the last canary check */
+	uint64_t alloc_checked;		/* ... made because the store would grow */
+	/* canaries not known free of children, oldest first; the last one
+	 * is open (inherited by forks), the others MADV_DONTFORK */
+	struct sp_canary {
+		char *page;
+		uint32_t gen;
+		bool locked;		/* mlock()ed: never swapped */
+	} canary[SP_CANARIES];
+	int ncanary;
+	bool canary_unlocked;		/* one could not be mlock()ed */
+	bool canary_broken;		/* seen swapped or gone: never trust them */
+	long checks;			/* canary checks */
 };
 
 struct sp_store {
@@ -181,6 +212,7 @@ struct samepage {
 	pid_t pid;
 
 	struct sp_store *store;		/* [nr_nodes] */
+	struct sp_quarantine q;		/* store.c */
 	bool discard;			/* unmerge for samepage_free: no copies */
 
 	struct sp_range *ranges;
@@ -227,8 +259,6 @@ struct samepage {
 	bool stop;
 	int stop_pipe[2];
 	atomic_int lock_waiters;
-
-	struct samepage *next_instance;	/* atfork list */
 };
 
 /*
@@ -240,6 +270,7 @@ struct samepage {
 	X(vma_budget_refusals, sp->vma_budget_refusals)			\
 	X(vmas, sp->vma_est)						\
 	X(store_pages, sp->store_pages)					\
+	X(store_quarantined, sp->q.n)					\
 	X(merges, sp->merges)						\
 	X(runs_aborted, sp->runs_aborted)				\
 	X(merge_runs, sp->merge_runs)					\
@@ -303,7 +334,7 @@ int sp_query_slot_nid(struct samepage *sp, uint32_t id);
 uint32_t sp_slot_alloc(struct samepage *sp, int nid, int64_t hint);
 void sp_slot_release(struct samepage *sp, uint32_t id);
 void sp_slot_free_unused(struct samepage *sp, uint32_t id);
-void sp_pin_all_slots(struct samepage *sp);
+void sp_store_epoch(struct samepage *sp);
 
 /* space.c */
 size_t sp_range_index(struct samepage *sp, uint64_t vpn);
@@ -341,8 +372,6 @@ void sp_stat_init(struct samepage *sp);
 void sp_publish(struct samepage *sp);
 int sp_check_handle(struct samepage *sp);
 void *sp_scanner_main(void *arg);
-void sp_instances_add(struct samepage *sp);
-void sp_instances_remove(struct samepage *sp);
 
 /* faults.c */
 void *sp_reader_main(void *arg);

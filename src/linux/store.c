@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store.c - the store: one memfd per NUMA node holding every KSM page
- * (a "slot"), with an exact count of the mappings made of each slot.
- * Knows no address space.
+ * (a "slot"), with an exact count of the mappings made of each slot, and
+ * the quarantine of slots that a forked child may still map (the canary).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +21,248 @@
 #include <unistd.h>
 
 #include "linux_internal.h"
+
+/* ------------------------------------------------------------------------
+ * The quarantine and the canaries.
+ *
+ * Which processes can read slot K through a file mapping?  We, while a
+ * record of ours counts on K; and any process made by copying our address
+ * space (fork, _Fork, clone without CLONE_VM, and their descendants) while
+ * we had a mapping of K, until that process exits or execs.  A pthread_atfork
+ * handler misses _Fork() and raw clone/fork syscalls, and we cannot see a
+ * child's page tables, so we ask the kernel one question instead: is our
+ * canary page still mapped by us alone?
+ *
+ * A canary is one private anonymous page, written once (so it is a real
+ * page, with content no other page has), mlock()ed if allowed, never
+ * written or exposed again.  /proc/self/pagemap bit 56 (PM_MMAP_EXCLUSIVE,
+ * no privilege needed) reads 1 while only our page tables map it; every
+ * copy of our address space maps it too (read 0) until that copy is torn
+ * down (exit, exec).  Measured on Linux 6.18 for fork, _Fork,
+ * syscall(SYS_fork), clone(SIGCHLD) and a grandchild whose parent exited:
+ * 0 while alive, 1 once exited (zombie or reaped) or exec'd.
+ *
+ * Generations, so that a long-lived child does not hold slots it never saw:
+ * exactly one canary is "open" (a fork copies it); when a check finds the
+ * open one shared while slots wait for it, a new canary is made and opened
+ * first, then the old one is closed (MADV_DONTFORK: later forks do not copy
+ * it).  A fork copies every open canary at its instant, so a child made
+ * while generation j was open maps canary j until it is gone.  Slot K
+ * records the generation open when it was allocated (gen) and when it was
+ * quarantined (qgen); forks before its allocation cannot map K (a slot is
+ * only handed out again after all its earlier mappers were gone).
+ *
+ * The rule: a slot whose count drops to zero is quarantined; it is released
+ * (punched, reusable) only after a check, made in a later lock hold than
+ * its quarantine, found every canary of generations [gen, qgen] exclusive.
+ * Why this is enough, whatever instant another thread calls fork():
+ *   1. By the end of the lock hold in which K was quarantined, we no longer
+ *      map K from the file (its pages were converted, replaced, unmapped,
+ *      or copied on write: a private page, which a child inherits as such).
+ *      So only a fork before that point can give a process a mapping of K,
+ *      and it happened while one of generations [gen, qgen] was open
+ *      (generations change only when a lock hold begins).
+ *   2. The kernel copies an address space (dup_mmap) under its mmap lock,
+ *      all mappings at once; madvise(MADV_DONTFORK) and reading pagemap
+ *      take the same lock: a fork that copied a mapping of K also copied
+ *      the canary open at that instant, entirely before or after our read.
+ *   3. That copy maps the canary until it exits or execs, which is also
+ *      when its mapping of K goes: if it still existed at the check, the
+ *      check read 0.  Forks after the end of K's quarantine hold copy no
+ *      mapping of K.  So "exclusive" for all of [gen, qgen] means nobody
+ *      maps K and nobody can later: K may be reused.
+ *   A closed canary found exclusive stays so (no fork copies it any more):
+ *   it is unmapped and forgotten.
+ * Conservative cases: a canary not present, swapped, being migrated or
+ * unreadable counts as shared; once one is seen swapped (not locked) or gone
+ * they are never trusted again (a swapped-in canary would not count a
+ * child's swap entry), and the quarantine is kept for good.  More than SP_CANARIES generations alive:
+ * no new one is opened (slots wait longer).  Kernel KSM cannot merge a
+ * canary (unique content; MADV_DONTDUMP, so samepage never registers it).
+ * What the application must not do: write, unmap, MADV_DONTNEED or
+ * MADV_WIPEONFORK the library's canary pages in the parent or a child (it
+ * never learns their addresses); without mlock (RLIMIT_MEMLOCK 0), a
+ * canary swapped out and faulted in again by someone else between two
+ * checks would be missed.
+ * --------------------------------------------------------------------- */
+static int canary_open(struct samepage *sp, uint32_t gen)
+{
+	struct sp_quarantine *q = &sp->q;
+
+	if (q->ncanary >= SP_CANARIES)
+		return -ENOSPC;
+	char *c = mmap(NULL, sp->os.page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (c == MAP_FAILED)
+		return -errno;
+	(void)madvise(c, sp->os.page, MADV_NOHUGEPAGE);
+	(void)madvise(c, sp->os.page, MADV_DONTDUMP);
+	/* content no other page has: its address, pid, generation, time */
+	uint64_t seed = (uint64_t)(uintptr_t)c ^ ((uint64_t)getpid() << 32) ^
+			((uint64_t)gen << 20) ^ sp_now_ms();
+
+	for (size_t i = 0; i < sp->os.page / 8; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		memcpy(c + i * 8, &seed, 8);
+	}
+	bool locked = mlock(c, sp->os.page) == 0;
+
+	if (!locked)
+		q->canary_unlocked = true;
+	q->canary[q->ncanary++] = (struct sp_canary){ .page = c, .gen = gen, .locked = locked };
+	return 0;
+}
+
+static int canary_init(struct samepage *sp)
+{
+	int err = canary_open(sp, 0);
+
+	if (err)
+		sp_set_error("samepage: cannot map the canary page: %s", strerror(-err));
+	return err;
+}
+
+/* Is canary @k mapped by no other process now?  One pagemap read. */
+static bool canary_exclusive(struct samepage *sp, int k)
+{
+	struct sp_quarantine *q = &sp->q;
+	uint64_t e = 0;
+
+	if (q->canary_broken)
+		return false;
+	if (sp_os_pagemap(&sp->os, (uintptr_t)q->canary[k].page >> sp->os.page_shift,
+			  &e, 1) != 1)
+		return false;
+	/*
+	 * A locked page is never swapped: a swap entry is a migration entry
+	 * (NUMA balancing, compaction), which ends with every mapper's entry
+	 * restored: shared this time.  A swapped or missing canary is broken.
+	 */
+	if ((e & PM_SWAP) && q->canary[k].locked)
+		return false;
+	if (!(e & PM_PRESENT) || (e & PM_SWAP) || (e & PM_FILE)) {
+		q->canary_broken = true;
+		return false;
+	}
+	return (e & PM_EXCL) != 0;
+}
+
+/* Slot @id goes back to the free space: punch its page, make it reusable. */
+static void slot_reclaim(struct samepage *sp, uint32_t id)
+{
+	struct sp_slot *s = slot_get(sp, id);
+	struct sp_store *st = &sp->store[slot_nid(sp, id)];
+	uint64_t off = slot_off(sp, id);
+
+	if (!(s->flags & SLOT_ZERO))
+		(void)fallocate(st->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				(off_t)(off << sp->os.page_shift), (off_t)sp->os.page);
+	s->flags = 0;
+	s->node = NULL;
+	s->qnext = 0;
+	st->used--;
+	sp->store_pages--;
+}
+
+/*
+ * Check the canaries and release the slots quarantined in earlier lock
+ * holds that no child can map.  @may_open: a lock hold begins here, a new
+ * generation may be opened.
+ */
+static void quarantine_reclaim(struct samepage *sp, bool may_open)
+{
+	struct sp_quarantine *q = &sp->q;
+
+	if (!q->old_head || q->canary_broken || !q->ncanary)
+		return;
+	q->checks++;
+	q->checked = q->epoch;
+
+	/* closed canaries found exclusive are done with for good */
+	int open = q->ncanary - 1, n = 0;
+	bool open_excl = canary_exclusive(sp, open);
+
+	for (int k = 0; k < open; k++) {
+		if (canary_exclusive(sp, k))
+			munmap(q->canary[k].page, sp->os.page);
+		else
+			q->canary[n++] = q->canary[k];
+	}
+	q->canary[n++] = q->canary[open];
+	q->ncanary = n;
+	open = n - 1;
+	if (q->canary_broken)
+		return;
+
+	uint32_t keep_head = 0, keep_tail = 0;
+	bool wait_open = false;
+
+	for (uint32_t id = q->old_head, next; id; id = next) {
+		struct sp_slot *s = slot_get(sp, id);
+		bool blocked = false;
+
+		next = s->qnext;
+		/* the canaries left are shared, but the open one maybe */
+		for (int k = 0; k < q->ncanary && !blocked; k++)
+			blocked = q->canary[k].gen >= s->gen && q->canary[k].gen <= s->qgen &&
+				  (k != open || !open_excl);
+		if (!blocked) {
+			slot_reclaim(sp, id);
+			q->n--;
+			continue;
+		}
+		wait_open |= s->qgen == q->canary[open].gen && !open_excl;
+		s->qnext = 0;
+		if (keep_tail)
+			slot_get(sp, keep_tail)->qnext = id;
+		else
+			keep_head = id;
+		keep_tail = id;
+	}
+	q->old_head = keep_head;
+	q->old_tail = keep_tail;
+	/*
+	 * Slots wait for children made while this generation is open: open a
+	 * new one (first), then close this one, so that children made from
+	 * now on do not hold them.
+	 */
+	if (may_open && wait_open) {
+		char *old = q->canary[open].page;
+
+		if (canary_open(sp, q->canary[open].gen + 1) == 0)
+			(void)madvise(old, sp->os.page, MADV_DONTFORK);
+	}
+}
+
+/* The generation open now. */
+static uint32_t open_gen(struct samepage *sp)
+{
+	return sp->q.ncanary ? sp->q.canary[sp->q.ncanary - 1].gen : 0;
+}
+
+/*
+ * The engine lock was just taken (or taken back after a wait): every slot
+ * quarantined before is unmapped by us now (step 1 above) and becomes
+ * eligible; then one check of the canaries if any slot waits.
+ */
+void sp_store_epoch(struct samepage *sp)
+{
+	struct sp_quarantine *q = &sp->q;
+
+	if (!sp->store)
+		return;
+	q->epoch++;
+	if (q->new_head) {
+		if (q->old_tail)
+			slot_get(sp, q->old_tail)->qnext = q->new_head;
+		else
+			q->old_head = q->new_head;
+		q->old_tail = q->new_tail;
+		q->new_head = q->new_tail = 0;
+	}
+	quarantine_reclaim(sp, true);
+}
 
 /* ------------------------------------------------------------------------
  * The store.
@@ -75,6 +317,8 @@ int sp_store_init(struct samepage *sp)
 			sp_set_error("samepage: cannot map the store: %s", strerror(errno));
 			return -errno;
 		}
+		/* a child has no business with the engine's own view */
+		(void)madvise(st->view, cap << sp->os.page_shift, MADV_DONTFORK);
 		/*
 		 * Place the node's store pages on the node, preferably: with
 		 * MPOL_BIND a full node would make our own store writes fail.
@@ -91,11 +335,16 @@ int sp_store_init(struct samepage *sp)
 			}
 		}
 	}
-	return 0;
+	return canary_init(sp);
 }
 
+/* At close nothing is punched: a child may still map any slot, and the
+ * kernel frees the memfd when its last mapping goes. */
 void sp_store_fini(struct samepage *sp)
 {
+	for (int k = 0; k < sp->q.ncanary; k++)
+		munmap(sp->q.canary[k].page, sp->os.page);
+	sp->q.ncanary = 0;
 	if (!sp->store)
 		return;
 	for (int n = 0; n < sp->nr_nodes; n++) {
@@ -161,6 +410,16 @@ uint32_t sp_slot_alloc(struct samepage *sp, int nid, int64_t hint)
 				}
 			}
 		}
+		if (off == st->hwm && freed == 0 && sp->q.old_head &&
+		    sp->q.alloc_checked != sp->q.epoch) {
+			/* fresh space: first see if children let slots go
+			 * since the check at the start of this lock hold
+			 * (once per hold) */
+			sp->q.alloc_checked = sp->q.epoch;
+			quarantine_reclaim(sp, false);
+			if (st->hwm > st->used)
+				return sp_slot_alloc(sp, nid, hint);
+		}
 		if (off >= st->cap)
 			return 0;
 	}
@@ -172,55 +431,44 @@ uint32_t sp_slot_alloc(struct samepage *sp, int nid, int64_t hint)
 	st->next = off + 1;
 	st->used++;
 	sp->store_pages++;
-	st->slot[off] = (struct sp_slot){ .flags = SLOT_USED, .nid = (int16_t)nid };
+	st->slot[off] = (struct sp_slot){ .flags = SLOT_USED, .nid = (int16_t)nid,
+					  .gen = open_gen(sp) };
 	return slot_id(sp, nid, off);
 }
 
-/* One mapping of slot @id went away. */
+/* One mapping of slot @id went away.  The last one quarantines the slot
+ * (a zero slot was never mapped from the file: released at once). */
 void sp_slot_release(struct samepage *sp, uint32_t id)
 {
 	struct sp_slot *s = slot_get(sp, id);
+	struct sp_quarantine *q = &sp->q;
 
 	if (!s || !(s->flags & SLOT_USED) || s->count == 0)
 		return;
 	if (--s->count)
 		return;
 	s->node = NULL;
-	if (s->flags & SLOT_PINNED) {
-		/* a forked child may still map it: never reuse */
-		s->flags = SLOT_DEAD;
+	if (s->flags & SLOT_ZERO) {
+		slot_reclaim(sp, id);
 		return;
 	}
-	struct sp_store *st = &sp->store[slot_nid(sp, id)];
-	uint64_t off = slot_off(sp, id);
-
-	(void)fallocate(st->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			(off_t)(off << sp->os.page_shift), (off_t)sp->os.page);
-	s->flags = 0;
-	st->used--;
-	sp->store_pages--;
+	s->flags = SLOT_QUARANTINE;
+	s->qgen = open_gen(sp);
+	s->qnext = 0;
+	if (q->new_tail)
+		slot_get(sp, q->new_tail)->qnext = id;
+	else
+		q->new_head = id;
+	q->new_tail = id;
+	q->n++;
 }
 
-/* Slot discarded before any mapping counted on it (failed make_ksm). */
+/* Slot discarded before any mapping was made of it (failed make_ksm): no
+ * process can map it. */
 void sp_slot_free_unused(struct samepage *sp, uint32_t id)
 {
 	struct sp_slot *s = slot_get(sp, id);
 
-	if (!s)
-		return;
-	s->count = 1;
-	s->flags &= (uint8_t)~SLOT_PINNED;
-	sp_slot_release(sp, id);
+	if (s && (s->flags & SLOT_USED))
+		slot_reclaim(sp, id);
 }
-
-void sp_pin_all_slots(struct samepage *sp)
-{
-	for (int n = 0; n < sp->nr_nodes; n++) {
-		struct sp_store *st = &sp->store[n];
-
-		for (uint64_t o = 0; o < st->hwm; o++)
-			if ((st->slot[o].flags & SLOT_USED) && st->slot[o].count)
-				st->slot[o].flags |= SLOT_PINNED;
-	}
-}
-
