@@ -204,8 +204,9 @@ static void write_byte(struct mm *mm, uint64_t vpn, size_t off, unsigned char v)
 	frames[f].data[off] = v;
 }
 
-static int be_unmerge(void *be, void *mmp, uint64_t start, uint64_t end)
+static int be_unmerge(void *be, void *mmp, uint64_t start, uint64_t end, unsigned int flags)
 {
+	(void)flags;
 	struct mm *mm = mmp;
 	uint64_t v;
 

@@ -12,9 +12,12 @@
  *   mm     an opaque address space cookie chosen by the backend.  The engine
  *          only compares it for equality and passes it back.
  *   vpn    virtual page number inside an mm (address / page size).
- *   pfn    a 64-bit identity of a physical page chosen by the backend: the
- *          frame number in the simulator; for real memory, the store slot of
- *          a KSM page or the virtual address of an ordinary anonymous page.
+ *   pfn    a 64-bit identity of a physical page chosen by the backend,
+ *          unique across all the address spaces of one engine: two pages
+ *          with the same pfn are the same page (the engine never merges a
+ *          page with itself).  The frame number in the simulator; for real
+ *          memory, the store slot of a KSM page, or a tag, the address
+ *          space's number and the vpn for an ordinary anonymous page.
  *          A KSM page keeps its pfn until it is freed or migrated (then the
  *          backend calls ksm_migrate_page() with the new one).
  *   KSM page  a write-protected page that several mappings may share.  It
@@ -32,11 +35,20 @@
  *     (ksm_zero_page_unmapped, ksm_migrate_page, ksm_enter for forks) which a
  *     backend may make from inside an operation.
  *   - struct sp_page::data stays readable until the next operation that may
- *     change memory (merge, merge_zero, make_ksm, unmerge, set_stable_node).
- *     Its content may change under a concurrent writer (real memory): the
- *     engine only uses it to order trees and to choose candidates; merge
- *     re-checks content after write-protecting, so a race loses a merge,
- *     never a write.
+ *     change memory (merge, merge_zero, make_ksm, unmerge, set_stable_node,
+ *     flush), and across at least 64 further follow_page/scan_page/
+ *     read_page/pfn_page calls (a tree walk keeps its candidate's content
+ *     while it looks at the tree's pages).  It may be a snapshot (real
+ *     memory copies pages through the kernel) or the page itself, whose
+ *     content may change under a concurrent writer: the engine only uses
+ *     it to order trees and to choose candidates; merge re-checks content
+ *     after write-protecting, so a race loses a merge, never a write.
+ *   - Merges may be deferred.  A merge, merge_zero or make_ksm that
+ *     returned 0 is certain only after the next flush: until then the
+ *     backend may still undo it (a writer touched the page, or its mapping
+ *     changed), in which case the engine meets the page unmerged at its
+ *     next visit and treats it like a page written since (copy-on-write).
+ *     The engine calls flush at the end of every batch (ksm_do_scan).
  *   - The backend owns the lifetime of pages: it counts the mappings of
  *     every KSM page and frees the page when the last mapping (and the last
  *     swap reference) is gone, clearing the back pointer at that moment.  It
@@ -152,14 +164,23 @@ struct sp_backend_ops {
 	 * writable copy with the same content.  Other pages are untouched.
 	 * Synchronous: when it returns 0 no page in the range is shared by
 	 * KSM any more.  -ENOMEM if a copy could not be made.
+	 * @flags: SP_UNMERGE_DISCARD: the caller frees the range right after;
+	 * its content need not be kept (no copies are made).
 	 */
-	int (*unmerge)(void *be, void *mm, uint64_t start, uint64_t end);
+	int (*unmerge)(void *be, void *mm, uint64_t start, uint64_t end,
+		       unsigned int flags);
 
 	/*
 	 * set_stable_node - set (or, with NULL, clear) the back pointer of the
 	 * KSM page @kpfn.
 	 */
 	void (*set_stable_node)(void *be, uint64_t kpfn, struct stable_node *node);
+
+	/*
+	 * flush - optional.  Complete every deferred merge (see the general
+	 * rules): afterwards each of them is either mapped or undone.
+	 */
+	void (*flush)(void *be);
 
 	/* now_ms - the only clock the engine reads (milliseconds, monotonic). */
 	uint64_t (*now_ms)(void *be);
@@ -172,6 +193,9 @@ struct sp_backend_ops {
 	 */
 	void (*cond_resched)(void *be);
 };
+
+/* unmerge flags */
+#define SP_UNMERGE_DISCARD	0x1u	/* the content is going away: no copies */
 
 /* The description of one backend, given to ksm_create(). */
 struct sp_backend {

@@ -63,7 +63,8 @@ bool ksm_mm_registered(struct ksm *ksm, void *mm);
  * until the scanner next passes; the caller then clears the range's
  * mergeable flag.)
  */
-int ksm_unmerge_range(struct ksm *ksm, void *mm, uint64_t start, uint64_t end);
+int ksm_unmerge_range(struct ksm *ksm, void *mm, uint64_t start, uint64_t end,
+		      unsigned int flags);	/* SP_UNMERGE_* (backend.h) */
 
 /*
  * Scanning.  ksm_do_scan() is one ksmd batch: up to @npages pages, ending

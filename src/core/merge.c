@@ -63,7 +63,7 @@ static void break_cow(struct ksm *ksm, struct rmap_item *item)
 {
 	/* Failure leaves a KSM page mapped outside the tree: the next visit
 	 * finds it by its (absent) back pointer and tries again. */
-	ops(ksm)->unmerge(ksm->be.be, item_mm(ksm, item), item->vpn, item->vpn + 1);
+	ops(ksm)->unmerge(ksm->be.be, item_mm(ksm, item), item->vpn, item->vpn + 1, 0);
 }
 
 /*

@@ -213,9 +213,10 @@ void ksm_zero_page_unmapped(struct ksm *ksm, void *mm)
 	ksm->c.ksm_zero_pages--;
 }
 
-int ksm_unmerge_range(struct ksm *ksm, void *mm, uint64_t start, uint64_t end)
+int ksm_unmerge_range(struct ksm *ksm, void *mm, uint64_t start, uint64_t end,
+		      unsigned int flags)
 {
 	if (start >= end)
 		return 0;
-	return ksm->be.ops->unmerge(ksm->be.be, mm, start, end);
+	return ksm->be.ops->unmerge(ksm->be.be, mm, start, end, flags);
 }

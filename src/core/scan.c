@@ -221,6 +221,9 @@ int ksm_do_scan(struct ksm *ksm, unsigned long npages, unsigned long *done)
 		ksm->c.pages_scanned++;
 		n++;
 	}
+	/* merges may be deferred by the backend: complete them now */
+	if (ksm->be.ops->flush)
+		ksm->be.ops->flush(ksm->be.be);
 	if (done)
 		*done = n;
 	return 0;

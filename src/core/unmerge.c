@@ -11,7 +11,7 @@ static int unmerge_mm(struct ksm *ksm, struct ksm_mm_slot *slot)
 	uint64_t vpn = 0, start, end;
 
 	while (ops->find_range(ksm->be.be, slot->mm, vpn, &start, &end) == 0) {
-		int err = ops->unmerge(ksm->be.be, slot->mm, start, end);
+		int err = ops->unmerge(ksm->be.be, slot->mm, start, end, 0);
 
 		if (err)
 			return err;

@@ -264,7 +264,7 @@ static int madvise_unmergeable(struct samepage *sp, uint64_t a, uint64_t b, bool
 	int err = 0;
 
 	if (ksm_mm_registered(sp->ksm, sp))
-		err = ksm_unmerge_range(sp->ksm, sp, a >> sh, b >> sh);
+		err = ksm_unmerge_range(sp->ksm, sp, a >> sh, b >> sh, 0);
 	if (!err)
 		err = sp_range_remove(sp, a >> sh, b >> sh);
 	sp_recount_vmas(sp);
@@ -391,10 +391,9 @@ int samepage_free(struct samepage *sp, void *addr, size_t len)
 		}
 		v = r->end;
 	}
-	sp->discard = true;	/* the content goes away: no copies */
+	/* the content goes away: no copies */
 	if (ksm_mm_registered(sp->ksm, sp))
-		err = ksm_unmerge_range(sp->ksm, sp, a >> sh, b >> sh);
-	sp->discard = false;
+		err = ksm_unmerge_range(sp->ksm, sp, a >> sh, b >> sh, SP_UNMERGE_DISCARD);
 	if (!err)
 		err = sp_range_remove(sp, a >> sh, b >> sh);
 	if (!err && munmap(addr, b - a))

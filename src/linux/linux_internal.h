@@ -213,7 +213,6 @@ struct samepage {
 
 	struct sp_store *store;		/* [nr_nodes] */
 	struct sp_quarantine q;		/* store.c */
-	bool discard;			/* unmerge for samepage_free: no copies */
 
 	struct sp_range *ranges;
 	size_t nranges, cranges;
@@ -359,7 +358,7 @@ void sp_flush_batch(struct samepage *sp);
 bool sp_abort_at(struct samepage *sp, uint64_t addr);
 int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t rec,
 		  enum check how, const void *want);
-int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end);
+int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end, bool discard);
 int64_t sp_run_next_off(struct samepage *sp, uint64_t vpn, int nid);
 void sp_note_cowed(struct samepage *sp, uint64_t vpn);
 void sp_vma_cache_free(struct samepage *sp);

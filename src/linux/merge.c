@@ -500,11 +500,11 @@ int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t 
  * and flags.  Their records are dropped.
  */
 static int privatize_run(struct samepage *sp, struct sp_range *r, uint64_t vpn, uint64_t n,
-			 const struct sp_vma *vma)
+			 const struct sp_vma *vma, bool discard)
 {
 	uint64_t i0 = vpn - r->start;
 
-	if (!sp->discard) {
+	if (!discard) {
 		int err = sp_os_protect(&sp->os, vpn, n, true);
 
 		if (!err) {
@@ -568,7 +568,7 @@ static void privatize_cowed(struct samepage *sp, const struct vmas *vs)
 			ok = ok && vma_matches(sp, vma, sp->cow[q],
 					       r->rec[sp->cow[q] - r->start], VMA_REFUSE & ~VMA_KEEP);
 		if (ok)
-			(void)privatize_run(sp, r, vpn, d - c, vma);
+			(void)privatize_run(sp, r, vpn, d - c, vma, false);
 		c = d;
 	}
 	sp->ncow = 0;
@@ -635,7 +635,7 @@ static void rebuild_ranges(struct samepage *sp, uint64_t start, uint64_t end)
  * and mmap of something else, a shared mapping, another file) are left
  * alone and only forgotten.
  */
-int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end)
+int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end, bool discard)
 {
 	unsigned int sh = sp->os.page_shift;
 	bool converted = false;
@@ -673,7 +673,7 @@ int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end)
 				       rec_file(r->rec[w - r->start]) &&
 				       vma_matches(sp, vma, w, r->rec[w - r->start], 0))
 					w++;
-				int err = privatize_run(sp, r, v, w - v, vma);
+				int err = privatize_run(sp, r, v, w - v, vma, discard);
 
 				if (err) {
 					free(vs.v);
@@ -683,14 +683,14 @@ int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end)
 				v = w;
 				continue;
 			}
-			if ((rec & REC_ANON) && ours && !sp->discard && (vma->prot & PROT_WRITE))
+			if ((rec & REC_ANON) && ours && !discard && (vma->prot & PROT_WRITE))
 				sp_os_touch(&sp->os, v);
 			drop_rec(sp, r, i);
 			v++;
 		}
 	}
 	free(vs.v);
-	if (converted && !sp->discard)
+	if (converted && !discard)
 		rebuild_ranges(sp, start, end);
 	if (converted)
 		sp_recount_vmas(sp);

@@ -161,21 +161,35 @@ static int op_pfn_page(void *be, uint64_t pfn, struct sp_page *pg)
 	return 0;
 }
 
+/* Does record @rec still stand for the page the engine saw as @seen? */
+static bool still_seen(uint32_t rec, const struct sp_page *seen)
+{
+	bool ours = (rec & REC_SLOT) && !(rec & REC_COWED);
+
+	if (!seen)
+		return true;
+	if (seen->kind == SP_PAGE_KSM)
+		return ours && (rec & REC_SLOT) == seen->pfn;
+	return !ours;	/* a private page (anonymous, zero or copied-on-write) */
+}
+
 static int op_merge(void *be, void *mm, uint64_t vpn, const struct sp_page *seen,
 		    uint64_t kpfn)
 {
 	struct samepage *sp = be;
-	(void)seen;
 
 	if (mm != sp)
 		return -EINVAL;
 	struct sp_range *r = sp_range_find(sp, vpn);
 	struct sp_slot *s = slot_get(sp, kpfn);
 
-	if (!r || !s || !(s->flags & SLOT_USED) || !(r->prot & PROT_READ))
+	if (!r || !s || !(s->flags & SLOT_USED))
 		return -EAGAIN;
 	uint64_t i = vpn - r->start;
 	uint32_t id = (uint32_t)kpfn;
+
+	if (!still_seen(r->rec[i], seen))
+		return -EAGAIN;
 	uint32_t rec = (s->flags & SLOT_ZERO) ? (REC_ANON | id) : id;
 
 	if (r->rec[i] == rec)
@@ -203,7 +217,6 @@ static int op_merge(void *be, void *mm, uint64_t vpn, const struct sp_page *seen
 static int op_merge_zero(void *be, void *mm, uint64_t vpn, const struct sp_page *seen)
 {
 	struct samepage *sp = be;
-	(void)seen;
 
 	if (mm != sp)
 		return -EINVAL;
@@ -213,7 +226,7 @@ static int op_merge_zero(void *be, void *mm, uint64_t vpn, const struct sp_page 
 		return -EAGAIN;
 	uint64_t i = vpn - r->start;
 
-	if (r->rec[i] == REC_ANON)
+	if (r->rec[i] == REC_ANON || !still_seen(r->rec[i], seen))
 		return -EAGAIN;
 	if (sp_in_pending(sp, vpn))
 		sp_flush(sp);
@@ -282,13 +295,18 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 	return 0;
 }
 
-static int op_unmerge(void *be, void *mm, uint64_t start, uint64_t end)
+static int op_unmerge(void *be, void *mm, uint64_t start, uint64_t end, unsigned int flags)
 {
 	struct samepage *sp = be;
 
 	if (mm != sp)
 		return -EINVAL;
-	return sp_unmerge_range(sp, start, end);
+	return sp_unmerge_range(sp, start, end, flags & SP_UNMERGE_DISCARD);
+}
+
+static void op_flush(void *be)
+{
+	sp_flush_batch(be);
 }
 
 static void op_set_stable_node(void *be, uint64_t kpfn, struct stable_node *node)
@@ -316,6 +334,7 @@ const struct sp_backend_ops sp_linux_ops = {
 	.merge_zero = op_merge_zero,
 	.make_ksm = op_make_ksm,
 	.unmerge = op_unmerge,
+	.flush = op_flush,
 	.set_stable_node = op_set_stable_node,
 	.now_ms = op_now_ms,
 	.cond_resched = NULL,

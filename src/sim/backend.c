@@ -189,8 +189,9 @@ static int be_make_ksm(void *be, void *mmp, uint64_t vpn,
 	return 0;
 }
 
-static int be_unmerge(void *be, void *mmp, uint64_t start, uint64_t end)
+static int be_unmerge(void *be, void *mmp, uint64_t start, uint64_t end, unsigned int flags)
 {
+	(void)flags;	/* the simulator keeps content either way */
 	return mm_unmerge_range(be, mmp, start, end);
 }
 

@@ -499,7 +499,7 @@ int sim_madvise(struct sim *s, const char *name, uint64_t vpn, uint64_t npages,
 			if (!mm->vmas[i].mergeable)
 				continue;
 			err = ksm_unmerge_range(s->ksm, mm, mm->vmas[i].start,
-						mm->vmas[i].end);
+						mm->vmas[i].end, 0);
 			if (err) {
 				vma_coalesce(mm);
 				return err;
