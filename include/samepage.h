@@ -49,6 +49,10 @@ SAMEPAGE_API int   samepage_close(struct samepage *sp);
 SAMEPAGE_API int   samepage_madvise(struct samepage *sp, void *addr, size_t len, int advice);
 SAMEPAGE_API void *samepage_alloc(struct samepage *sp, size_t len);
 SAMEPAGE_API int   samepage_free(struct samepage *sp, void *addr, size_t len);
+/* MADV_DONTNEED for registered memory: the range reads zeros afterwards,
+ * merged or not, and stays registered (plain MADV_DONTNEED on a merged page
+ * brings back its merged content) */
+SAMEPAGE_API int   samepage_discard(struct samepage *sp, void *addr, size_t len);
 SAMEPAGE_API int   samepage_set(struct samepage *sp, const char *knob, unsigned long value);
 SAMEPAGE_API int   samepage_get(struct samepage *sp, const char *name, long *value);
 SAMEPAGE_API int   samepage_scan(struct samepage *sp, unsigned long npages);

@@ -360,6 +360,28 @@ void *samepage_alloc(struct samepage *sp, size_t len)
 	return p;
 }
 
+/* Only memory registered with this handle, all of it: else touch nothing
+ * (lock held). */
+static int all_registered(struct samepage *sp, const char *who, void *addr, size_t len,
+			  uint64_t a, uint64_t b)
+{
+	uint64_t sh = sp->os.page_shift;
+
+	for (uint64_t v = a >> sh; v < (b >> sh);) {
+		struct sp_range *r = sp_range_find(sp, v);
+
+		if (!r) {
+			sp_set_error("%s: [%p, +%zu) is not memory registered with this "
+				     "handle (page %p is not; never registered, or freed "
+				     "already); nothing was done", who, addr, len,
+				     (void *)(uintptr_t)(v << sh));
+			return -EINVAL;
+		}
+		v = r->end;
+	}
+	return 0;
+}
+
 int samepage_free(struct samepage *sp, void *addr, size_t len)
 {
 	int err = sp_check_handle(sp);
@@ -377,19 +399,10 @@ int samepage_free(struct samepage *sp, void *addr, size_t len)
 	uint64_t sh = sp->os.page_shift;
 
 	sp_lock(sp);
-	/* only memory registered with this handle, all of it: else touch nothing */
-	for (uint64_t v = a >> sh; v < (b >> sh);) {
-		struct sp_range *r = sp_range_find(sp, v);
-
-		if (!r) {
-			sp_unlock(sp);
-			sp_set_error("samepage_free: [%p, +%zu) is not memory registered with "
-				     "this handle (page %p is not; never registered, or freed "
-				     "already); nothing was freed", addr, len,
-				     (void *)(uintptr_t)(v << sh));
-			return -EINVAL;
-		}
-		v = r->end;
+	err = all_registered(sp, "samepage_free", addr, len, a, b);
+	if (err) {
+		sp_unlock(sp);
+		return err;
 	}
 	/* the content goes away: no copies */
 	if (ksm_mm_registered(sp->ksm, sp))
@@ -402,6 +415,33 @@ int samepage_free(struct samepage *sp, void *addr, size_t len)
 	sp_unlock(sp);
 	if (err)
 		sp_set_error("samepage_free: %s", strerror(-err));
+	return err;
+}
+
+int samepage_discard(struct samepage *sp, void *addr, size_t len)
+{
+	int err = sp_check_handle(sp);
+	uint64_t a, b;
+
+	if (err)
+		return err;
+	if (len == 0) {
+		sp_set_error("samepage_discard: zero length");
+		return -EINVAL;
+	}
+	err = check_area(sp, addr, len, &a, &b);
+	if (err)
+		return err;
+	uint64_t sh = sp->os.page_shift;
+
+	sp_lock(sp);
+	err = all_registered(sp, "samepage_discard", addr, len, a, b);
+	if (!err) {
+		err = sp_discard_range(sp, a >> sh, b >> sh);
+		if (err)
+			sp_set_error("samepage_discard: %s", strerror(-err));
+	}
+	sp_unlock(sp);
 	return err;
 }
 

@@ -35,16 +35,35 @@
  *   Batching: merges of consecutive virtual pages into consecutive slots (or
  *   into anonymous zero mappings) are protected and compared page by page
  *   but mapped, registered and woken once per run ("pending runs", flushed
- *   before the engine lock is released and before any operation that would
- *   look at those pages).  Writers of a pending page stay parked until the
- *   flush, at most one scan batch.
+ *   at the end of every batch and before any operation that would look at
+ *   those pages).  Writers of a pending page stay parked until the flush,
+ *   at most one scan batch, unless the fault reader aborts the run first
+ *   (without any lock: merge.c).  Every page we protect is in a run.
+ *
+ *   Never a fault of ours: the application's pages are read through the
+ *   kernel (process_vm_readv, /proc/self/mem for pages it made unreadable),
+ *   never with loads of our own, so mprotect(PROT_NONE) at any moment
+ *   cannot kill the process.
+ *
+ *   Merging memory as it is now: before a run is mapped, the VMAs under it
+ *   are looked up (smaps, read once per batch): a page is replaced only if
+ *   its mapping is still ours as the record says (our registration,
+ *   private, anonymous or our store at the slot's offset) with no flag the
+ *   replacement would drop (mlock, wipe-on-fork, dont-fork, dont-dump, an
+ *   own userfaultfd); the replacement takes the VMA's protection of now.
+ *   Unmerge privatizes only mappings that are still ours, keeping
+ *   protection, mlock, dont-fork and dont-dump; then a range cut into many
+ *   mappings is rebuilt as one (sp_os_rebuild).
  *
  *   Per-page records (one uint32_t per page of each registered range):
  *     0                      nothing of ours; an anonymous VMA
  *     slot                   a file VMA mapping that slot; the page has not
  *                            been seen written: it holds one count on the slot
  *     REC_COWED | slot       a file VMA of that slot whose page was written
- *                            (copy-on-write seen in pagemap); no count
+ *                            (copy-on-write seen in pagemap); it still holds
+ *                            its count (MADV_DONTNEED would read the slot)
+ *                            until the page is privatized at the end of the
+ *                            batch
  *     REC_ANON | slot        an anonymous mapping standing for a slot whose
  *                            content is all zeros (reads map the zero page);
  *                            holds one count on the slot
@@ -61,19 +80,17 @@
  *   never mapped from the file and are released at once.  At close nothing
  *   is punched (the kernel keeps the memfd while a child maps it).
  *
- *   What the application must not do with registered memory (the library
- *   cannot see it): pin it for device or io_uring I/O (a merged pinned page
- *   silently loses the device's writes); munmap, mremap, mprotect, mlock or
- *   MADV_DONTNEED/MADV_FREE it behind the library's back (use
- *   samepage_free, or SAMEPAGE_UNMERGEABLE first: MADV_DONTNEED on a merged
- *   page brings back the store's content, not zeros).  Ranges that are
- *   locked, wipe-on-fork, dont-fork/dont-dump, hugetlb, shared, executable,
- *   sealed, grow-down, or userfaultfd'd by the application are never
- *   registered (madvise returns 0 for them, as the kernel does).
+ *   What the library cannot see, and so excludes by contract (samepage(3)):
+ *   memory pinned for device or io_uring I/O (a merged pinned page would
+ *   silently lose the device's writes); a protection or flag change made
+ *   by another thread while the same page is being merged in that batch;
+ *   MADV_DONTNEED on a merged page not yet seen written (it reads the page's
+ *   merged content again, not zeros: use samepage_discard()).  Ranges that
+ *   are locked, wipe-on-fork, dont-fork/dont-dump, hugetlb, shared,
+ *   executable, sealed, grow-down, or userfaultfd'd by the application are
+ *   never registered (madvise returns 0 for them, as the kernel does).
  *
- *   Counters of our own (samepage_get): vma_budget_refusals, vmas,
- *   store_pages, merges, merge_runs, runs_aborted, writers_parked (see
- *   samepage_get() in api.c).
+ *   Counters of our own (samepage_get): SP_LINUX_COUNTERS below.
  */
 #ifndef SAMEPAGE_LINUX_INTERNAL_H
 #define SAMEPAGE_LINUX_INTERNAL_H
@@ -349,7 +366,7 @@ void sp_cache_invalidate(struct samepage *sp);
 void sp_cache_forget(struct samepage *sp, uint64_t vpn, uint64_t n);
 int sp_pagemap_entry(struct samepage *sp, uint64_t vpn, uint64_t *e, int *nid);
 bool sp_entry_is_zero_page(struct samepage *sp, uint64_t e, uint64_t vpn);
-uint32_t sp_pagemap_present_after(struct samepage *sp, uint64_t vpn);
+uint32_t sp_pagemap_exclusive_run(struct samepage *sp, uint64_t vpn, uint64_t end);
 
 /* merge.c */
 bool sp_in_pending(struct samepage *sp, uint64_t vpn);
@@ -359,6 +376,7 @@ bool sp_abort_at(struct samepage *sp, uint64_t addr);
 int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t rec,
 		  enum check how, const void *want);
 int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end, bool discard);
+int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end);
 int64_t sp_run_next_off(struct samepage *sp, uint64_t vpn, int nid);
 void sp_note_cowed(struct samepage *sp, uint64_t vpn);
 void sp_vma_cache_free(struct samepage *sp);

@@ -505,17 +505,19 @@ static int privatize_run(struct samepage *sp, struct sp_range *r, uint64_t vpn, 
 	uint64_t i0 = vpn - r->start;
 
 	if (!discard) {
+		/* (the mapping was just seen ours: a failure is an error, never a
+		 * reason to forget pages that still map their slots) */
 		int err = sp_os_protect(&sp->os, vpn, n, true);
 
-		if (!err) {
-			err = sp_os_privatize(&sp->os, vpn, n, vma->prot, vma->flags & VMA_KEEP);
-			if (err) {
-				sp_os_protect(&sp->os, vpn, n, false);
-				return err;
-			}
-			(void)sp_os_register(&sp->os, vpn, n);
-			sp_os_wake(&sp->os, vpn, n);
+		if (err)
+			return err;
+		err = sp_os_privatize(&sp->os, vpn, n, vma->prot, vma->flags & VMA_KEEP);
+		if (err) {
+			sp_os_protect(&sp->os, vpn, n, false);
+			return err;
 		}
+		(void)sp_os_register(&sp->os, vpn, n);
+		sp_os_wake(&sp->os, vpn, n);
 	}
 	for (uint64_t k = 0; k < n; k++) {
 		uint32_t rec = r->rec[i0 + k];
@@ -695,4 +697,52 @@ int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end, bool dis
 	if (converted)
 		sp_recount_vmas(sp);
 	return 0;
+}
+
+/*
+ * samepage_discard(): [start, end) (registered) reads zeros afterwards and
+ * stays registered.  Merged pages are unmerged without copies and their
+ * store mappings replaced by fresh anonymous memory; every other page gets
+ * MADV_DONTNEED.
+ */
+static bool store_inode(struct samepage *sp, uint64_t ino)
+{
+	for (int nid = 0; nid < sp->nr_nodes; nid++)
+		if (ino && ino == sp->store[nid].ino)
+			return true;
+	return false;
+}
+
+int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end)
+{
+	unsigned int sh = sp->os.page_shift;
+	struct vmas vs;
+	int err = sp_unmerge_range(sp, start, end, true);
+
+	if (err)
+		return err;
+	vmas_read(sp, &vs, start, end);
+	if (vs.n < 0)
+		return vs.n;
+	for (int k = 0; k < vs.n && !err; k++) {
+		const struct sp_vma *v = &vs.v[k];
+		uint64_t a = v->start >> sh > start ? v->start >> sh : start;
+		uint64_t b = v->end >> sh < end ? v->end >> sh : end;
+
+		if (a >= b || !(v->flags & SP_VMA_UFFD_WP))
+			continue;	/* not ours: left alone */
+		if (store_inode(sp, v->inode)) {
+			err = sp_os_map_anon(&sp->os, a, b - a, v->prot);
+			if (!err)
+				(void)sp_os_register(&sp->os, a, b - a);
+		} else if (!v->inode) {
+			err = sp_os_dontneed(&sp->os, a, b - a);
+		}
+	}
+	free(vs.v);
+	sp_cache_invalidate(sp);
+	if (!err)
+		rebuild_ranges(sp, start, end);
+	sp_recount_vmas(sp);
+	return err;
 }

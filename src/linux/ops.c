@@ -121,7 +121,9 @@ static int look(struct samepage *sp, void *mm, uint64_t vpn, struct sp_page *pg,
 		return 0;
 	}
 	if (scan) {
-		pg->data = sp_os_data(&sp->os, vpn, sp_pagemap_present_after(sp, vpn));
+		uint32_t run = sp_pagemap_exclusive_run(sp, vpn, r->end);
+
+		pg->data = sp_os_data(&sp->os, vpn, run ? run - 1 : 0);
 		if (!pg->data)
 			return 0;	/* gone meanwhile */
 	}

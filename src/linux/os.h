@@ -69,7 +69,8 @@ struct sp_vma {
 struct sp_os {
 	int uffd;		/* our userfaultfd, write-protect mode */
 	int pagemap_fd;		/* /proc/self/pagemap */
-	int mem_fd;		/* /proc/self/mem: every read of the application */
+	int mem_fd;		/* /proc/self/mem: reads process_vm_readv refuses */
+	pid_t pid;
 	size_t page;		/* bytes */
 	unsigned int page_shift;
 	uint64_t zero_pfn;	/* the shared zero page's PFN; 0 if PFNs are hidden */
@@ -127,6 +128,7 @@ int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot);
 int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot,
 		     unsigned int flags);
 int sp_os_unmap(struct sp_os *os, uint64_t vpn, uint64_t n);
+int sp_os_dontneed(struct sp_os *os, uint64_t vpn, uint64_t n);
 /* one registered range of private anonymous memory becomes one mapping
  * again (same content, protection @prot, flags @flags); -EOPNOTSUPP
  * without UFFD_FEATURE_WP_UNPOPULATED */

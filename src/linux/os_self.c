@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +58,7 @@ static inline void *vaddr(struct sp_os *os, uint64_t vpn)
 	return (void *)(uintptr_t)(vpn << os->page_shift);
 }
 
+/* Through /proc/self/mem: pins nothing, reads any protection. */
 int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
 {
 	size_t len = n << os->page_shift;
@@ -75,14 +77,36 @@ int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
 	return 0;
 }
 
+/*
+ * Pages the pagemap showed exclusively mapped (by this process only):
+ * process_vm_readv copies once, from pinned pages.  Never for a page mapped
+ * more than once: pinning an anonymous page shared with a forked child
+ * makes the kernel give us a private copy (the sharing, and our canaries,
+ * would be broken).  It refuses pages the application cannot read: those
+ * and the rest come through /proc/self/mem.
+ */
+static int read_exclusive(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
+{
+	size_t len = n << os->page_shift;
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = vaddr(os, vpn), .iov_len = len };
+	ssize_t got = process_vm_readv(os->pid, &local, 1, &remote, 1, 0);
+	uint64_t done = got > 0 ? (uint64_t)got >> os->page_shift : 0;
+
+	if (done == n)
+		return 0;
+	return sp_os_read(os, vpn + done, n - done, (char *)buf + (done << os->page_shift));
+}
+
 void sp_os_invalidate(struct sp_os *os)
 {
 	os->ra_n = 0;
 }
 
 /*
- * The content of the present page @vpn, with @ahead more present pages
- * after it read along (the scan goes in address order).  The returned copy
+ * The content of the present page @vpn, with @ahead more pages after it
+ * read along (the scan goes in address order); @ahead > 0 only when the
+ * caller saw this page and those exclusively mapped.  The returned copy
  * stays valid for the next SP_OS_RING - 1 calls.
  */
 const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead)
@@ -97,7 +121,7 @@ const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead)
 		if (ahead >= SP_OS_AHEAD)
 			ahead = SP_OS_AHEAD - 1;
 		os->ra_n = 0;
-		if (sp_os_read(os, vpn, ahead + 1, os->ra)) {
+		if (read_exclusive(os, vpn, ahead + 1, os->ra)) {
 			/* a page of the window went away meanwhile: just this one */
 			if (sp_os_read(os, vpn, 1, dst))
 				return NULL;
@@ -171,7 +195,7 @@ static void *raw_mremap(void *old, size_t olen, size_t nlen, int flags, void *na
 /* ------------------------------------------------------------------------
  * userfaultfd
  * --------------------------------------------------------------------- */
-int sp_os_protect(struct sp_os *os, uint64_t vpn, uint64_t n, bool on)
+static int protect_range(struct sp_os *os, uint64_t vpn, uint64_t n, bool on)
 {
 	struct uffdio_writeprotect wp = {
 		.range = { .start = vpn << os->page_shift, .len = n << os->page_shift },
@@ -183,6 +207,29 @@ int sp_os_protect(struct sp_os *os, uint64_t vpn, uint64_t n, bool on)
 			return -errno;
 	}
 	return 0;
+}
+
+/*
+ * Before Linux 6.5 UFFDIO_WRITEPROTECT fails with ENOENT over a range of
+ * several VMAs (merged pages of one content are one VMA each): then page by
+ * page, each within one VMA; ENOENT for a single page means it is really
+ * not registered with us.
+ */
+int sp_os_protect(struct sp_os *os, uint64_t vpn, uint64_t n, bool on)
+{
+	int err = protect_range(os, vpn, n, on);
+
+	if (err != -ENOENT || n == 1)
+		return err;
+	for (uint64_t i = 0; i < n; i++) {
+		err = protect_range(os, vpn + i, 1, on);
+		if (err && on) {
+			while (i--)
+				(void)protect_range(os, vpn + i, 1, false);
+			return err;
+		}
+	}
+	return on ? 0 : err;
 }
 
 int sp_os_wake(struct sp_os *os, uint64_t vpn, uint64_t n)
@@ -331,6 +378,7 @@ static uint64_t find_zero_pfn(struct sp_os *os)
 int sp_os_open(struct sp_os *os)
 {
 	os->uffd = os->pagemap_fd = os->mem_fd = -1;
+	os->pid = getpid();
 	os->page = (size_t)sysconf(_SC_PAGESIZE);
 	os->page_shift = 0;
 	while ((1ul << os->page_shift) < os->page)
@@ -573,6 +621,11 @@ int sp_os_rebuild(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned
 	}
 	munmap(st, len);	/* what was not moved (nothing, unless it failed) */
 	return err;
+}
+
+int sp_os_dontneed(struct sp_os *os, uint64_t vpn, uint64_t n)
+{
+	return madvise(vaddr(os, vpn), n << os->page_shift, MADV_DONTNEED) ? -errno : 0;
 }
 
 int sp_os_unmap(struct sp_os *os, uint64_t vpn, uint64_t n)

@@ -112,19 +112,23 @@ bool sp_entry_is_zero_page(struct samepage *sp, uint64_t e, uint64_t vpn)
 }
 
 
-/* How many pages after @vpn (in its cached window, at most SP_OS_AHEAD - 1)
- * are present private anonymous pages: worth reading along with it. */
-uint32_t sp_pagemap_present_after(struct samepage *sp, uint64_t vpn)
+/*
+ * How many pages from @vpn on (at most SP_OS_AHEAD, inside its cached
+ * window and below @end) are present private anonymous pages mapped by
+ * this process only: worth reading along in one call.  0 if @vpn itself is
+ * not exclusive (then it is read alone, without pinning).
+ */
+uint32_t sp_pagemap_exclusive_run(struct samepage *sp, uint64_t vpn, uint64_t end)
 {
 	struct sp_pmwin *w = cache_win(sp, vpn);
 	uint32_t n = 0;
 
 	if (!w)
 		return 0;
-	for (uint64_t v = vpn + 1; v < w->start + w->n && n < SP_OS_AHEAD - 1; v++, n++) {
+	for (uint64_t v = vpn; v < w->start + w->n && v < end && n < SP_OS_AHEAD; v++, n++) {
 		uint64_t e = w->e[v - w->start];
 
-		if (!(e & PM_PRESENT) || (e & (PM_FILE | PM_SWAP)))
+		if ((e & (PM_PRESENT | PM_EXCL | PM_FILE | PM_SWAP)) != (PM_PRESENT | PM_EXCL))
 			break;
 	}
 	return n;
