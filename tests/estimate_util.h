@@ -325,6 +325,21 @@ static void ksm_on_signal(int sig)
 }
 
 /*
+ * Hold the machine-wide KSM lock: a test whose children have mergeable
+ * memory holds it, so that no kernel KSM run of another test merges them.
+ */
+static inline void ksm_lock(void)
+{
+	if (ksm_lock_fd >= 0)
+		return;
+	ksm_lock_fd = open("/tmp/samepage-kernel-ksm.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (ksm_lock_fd >= 0 && flock(ksm_lock_fd, LOCK_EX)) {
+		close(ksm_lock_fd);
+		ksm_lock_fd = -1;
+	}
+}
+
+/*
  * Take the kernel's KSM for this test: root, writable, the lock, nobody else
  * using it.  Returns false with @why when it is not available.
  */
@@ -338,8 +353,8 @@ static inline bool kernel_ksm_begin(char *why, size_t size)
 		snprintf(why, size, KSM "run not writable");
 		return false;
 	}
-	ksm_lock_fd = open("/tmp/samepage-kernel-ksm.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-	if (ksm_lock_fd < 0 || flock(ksm_lock_fd, LOCK_EX)) {
+	ksm_lock();
+	if (ksm_lock_fd < 0) {
 		snprintf(why, size, "cannot lock /tmp/samepage-kernel-ksm.lock");
 		return false;
 	}
@@ -359,6 +374,7 @@ static inline bool kernel_ksm_begin(char *why, size_t size)
 			 ksm_long("run"), ksm_long("pages_shared"));
 		flock(ksm_lock_fd, LOCK_UN);
 		close(ksm_lock_fd);
+		ksm_lock_fd = -1;
 		return false;
 	}
 	signal(SIGINT, ksm_on_signal);
