@@ -333,19 +333,46 @@ static void count_pages(struct est_ctx *c, size_t i)
 	}
 }
 
-/* Step 6: the engine. */
+/* The frame identity of a page for the engine (see est_snap_add_page). */
+static uint64_t frame_key(const struct est_page *pg, int kpf)
+{
+	/*
+	 * A page mapped more than once is one frame (shared by fork): the
+	 * kernel never merges it with itself.  Not so a KSM page already:
+	 * each of its mappings counts.
+	 */
+	if (pg->pfn && !(pg->flags & EST_PG_EXCLUSIVE) && !est_pfn_is_ksm(kpf, pg->pfn))
+		return pg->pfn;
+	return 0;
+}
+
+static bool engine_page(const struct est_ctx *c, const struct est_page *pg)
+{
+	if (!(pg->flags & EST_PG_GROUPED) || (pg->flags & EST_PG_VOLATILE))
+		return false;
+	return c->o->engine_all_pages || est_dedup_count(c->dedup, pg->group) >= 2;
+}
+
+/*
+ * Step 6: the engine.  Each process has two address spaces in the
+ * snapshot: its pages of every content seen twice anywhere (the joint run),
+ * and its pages of every content it holds twice itself (its own run; the
+ * others could only go unshared there).
+ */
 static int run_engine(struct est_ctx *c, struct est_counters *total,
 		      struct est_stats *st)
 {
+	size_t n = c->n ? c->n : 1, nlive = 0;
 	struct est_snap *s = NULL;
-	uint32_t *mms = calloc(c->n ? c->n : 1, sizeof(*mms));
-	long *merging = calloc(c->n ? c->n : 1, sizeof(*merging));
-	size_t nlive = 0, *which = calloc(c->n ? c->n : 1, sizeof(*which));
+	uint32_t *mms = calloc(n, sizeof(*mms)), *own = calloc(n, sizeof(*own));
+	uint32_t *count = calloc(est_dedup_groups(c->dedup) + 1, sizeof(*count));
+	long *merging = calloc(n, sizeof(*merging));
+	size_t *which = calloc(n, sizeof(*which));
 	int kpf = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
 	int err = -ENOMEM;
 	double t = now_s();
 
-	if (!mms || !merging || !which)
+	if (!mms || !own || !count || !merging || !which)
 		goto out;
 	err = est_snap_create(&s);
 	for (size_t i = 0; !err && i < c->n; i++) {
@@ -354,28 +381,30 @@ static int run_engine(struct est_ctx *c, struct est_counters *total,
 		if (!live(c, i))
 			continue;
 		err = est_snap_add_mm(s, &mms[nlive]);
+		if (!err)
+			err = est_snap_add_mm(s, &own[nlive]);
 		which[nlive] = i;
+		for (size_t k = 0; !err && k < tg->nr_pages; k++)
+			if (engine_page(c, &tg->pages[k]))
+				count[tg->pages[k].group]++;
 		for (size_t k = 0; !err && k < tg->nr_pages; k++) {
 			struct est_page *pg = &tg->pages[k];
-			uint64_t key = 0;
+			const void *data;
+			uint64_t key;
 
-			if (!(pg->flags & EST_PG_GROUPED) || (pg->flags & EST_PG_VOLATILE))
+			if (!engine_page(c, pg))
 				continue;
-			if (!c->o->engine_all_pages && est_dedup_count(c->dedup, pg->group) < 2)
-				continue;
-			/*
-			 * A page mapped more than once is one frame (shared by
-			 * fork): the kernel never merges it with itself.  Not so
-			 * a KSM page already: each of its mappings counts.
-			 */
-			if (pg->pfn && !(pg->flags & EST_PG_EXCLUSIVE) &&
-			    !est_pfn_is_ksm(kpf, pg->pfn))
-				key = pg->pfn;
-			err = est_snap_add_page(s, mms[nlive],
-						est_dedup_data(c->dedup, pg->group), key);
+			data = est_dedup_data(c->dedup, pg->group);
+			key = frame_key(pg, kpf);
+			err = est_snap_add_page(s, mms[nlive], data, key);
+			if (!err && (count[pg->group] >= 2 || c->o->engine_all_pages))
+				err = est_snap_add_page(s, own[nlive], data, key);
 			if (st)
 				st->engine_pages++;
 		}
+		for (size_t k = 0; k < tg->nr_pages; k++)
+			if (tg->pages[k].flags & EST_PG_GROUPED)
+				count[tg->pages[k].group] = 0;
 		nlive++;
 	}
 	if (err)
@@ -389,15 +418,10 @@ static int run_engine(struct est_ctx *c, struct est_counters *total,
 		struct est_proc *p = &c->procs[which[j]];
 
 		p->merging_pages = merging[j];
-		if (nlive == 1) {
-			p->c.pages_shared = total->pages_shared;
-			p->c.pages_sharing = total->pages_sharing;
-		} else {
-			err = est_snap_converge(s, &mms[j], 1, &p->c.pages_shared,
-						&p->c.pages_sharing, NULL, NULL);
-			if (err)
-				goto out;
-		}
+		err = est_snap_converge(s, &own[j], 1, &p->c.pages_shared,
+					&p->c.pages_sharing, NULL, NULL);
+		if (err)
+			goto out;
 		p->c.saved_bytes = (unsigned long)p->c.pages_sharing * EST_PAGE_SIZE;
 	}
 out:
@@ -407,6 +431,8 @@ out:
 		close(kpf);
 	est_snap_destroy(s);
 	free(mms);
+	free(own);
+	free(count);
 	free(merging);
 	free(which);
 	return err;
