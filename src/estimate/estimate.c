@@ -213,7 +213,8 @@ static int second_pass(struct est_ctx *c, size_t i)
 			if (is_zero(c, data, h)) {
 				/* Without PFNs, a page of zeros mapped more than
 				 * once is taken for the shared zero page. */
-				if (!c->pfns_visible && !(pg->flags & EST_PG_EXCLUSIVE)) {
+				if (!c->pfns_visible && !t->zero_page_known &&
+				    !(pg->flags & EST_PG_EXCLUSIVE)) {
 					pg->flags |= EST_PG_SKIP;
 					continue;
 				}

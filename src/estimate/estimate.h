@@ -128,6 +128,8 @@ struct est_target {
 	struct est_page *pages;
 	size_t nr_pages, cap_pages;
 	bool gone;			/* ESRCH seen */
+	bool no_pagemap_scan;		/* the kernel has no PAGEMAP_SCAN */
+	bool zero_page_known;		/* PAGEMAP_SCAN left out zero-page ptes */
 };
 
 int est_target_open(struct est_target *t, int pid, char *comm, size_t comm_size);

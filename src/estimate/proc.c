@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -39,6 +40,25 @@
 #define PM_SWAP		(1ULL << 62)
 #define PM_PRESENT	(1ULL << 63)
 #define KPF_KSM		21
+
+/*
+ * PAGEMAP_SCAN (Linux 6.7): the present pages of a range without reading an
+ * entry per page of it (sparse ranges, such as a sanitizer's shadow memory,
+ * span terabytes).  Declared here: the installed headers may predate it.
+ */
+struct est_page_region {
+	uint64_t start, end, categories;
+};
+
+struct est_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+
+#define EST_PAGEMAP_SCAN	_IOWR('f', 16, struct est_pm_scan_arg)
+#define EST_PAGE_IS_FILE	(1ULL << 2)
+#define EST_PAGE_IS_PRESENT	(1ULL << 3)
+#define EST_PAGE_IS_PFNZERO	(1ULL << 5)
 
 static int errno_of_open(void)
 {
@@ -164,7 +184,8 @@ static int add_page(struct est_target *t, uint64_t addr, uint64_t pm)
 
 #define PM_CHUNK 512
 
-static int scan_pagemap(struct est_target *t, int pm_fd, uint64_t start, uint64_t end,
+/* Read the pagemap entries of [start, end) and keep the anonymous pages. */
+static int scan_entries(struct est_target *t, int pm_fd, uint64_t start, uint64_t end,
 			uint64_t zero_pfn)
 {
 	uint64_t buf[PM_CHUNK];
@@ -194,6 +215,53 @@ static int scan_pagemap(struct est_target *t, int pm_fd, uint64_t start, uint64_
 				return err;
 		}
 	}
+	return 0;
+}
+
+#define SCAN_REGIONS 256
+
+/*
+ * The anonymous pages of [start, end): PAGEMAP_SCAN finds the present,
+ * not file-backed, not zero-page ptes; their entries give PFN and
+ * exclusivity.  Without PAGEMAP_SCAN, every entry of the range is read.
+ */
+static int scan_pagemap(struct est_target *t, int pm_fd, uint64_t start, uint64_t end,
+			uint64_t zero_pfn)
+{
+	struct est_page_region r[SCAN_REGIONS];
+
+	while (!t->no_pagemap_scan && start < end) {
+		struct est_pm_scan_arg arg = {
+			.size = sizeof(arg), .start = start, .end = end,
+			.vec = (uint64_t)(uintptr_t)r, .vec_len = SCAN_REGIONS,
+			.category_mask = EST_PAGE_IS_PRESENT | EST_PAGE_IS_FILE |
+					 EST_PAGE_IS_PFNZERO,
+			.category_inverted = EST_PAGE_IS_FILE | EST_PAGE_IS_PFNZERO,
+			.return_mask = EST_PAGE_IS_PRESENT,
+		};
+		int n = ioctl(pm_fd, EST_PAGEMAP_SCAN, &arg);
+
+		if (n < 0) {
+			if (errno == ESRCH)
+				return -ESRCH;
+			if (errno == EINTR)
+				continue;
+			t->no_pagemap_scan = true;	/* older kernel: read it all */
+			break;
+		}
+		t->zero_page_known = true;
+		for (int i = 0; i < n; i++) {
+			int err = scan_entries(t, pm_fd, r[i].start, r[i].end, zero_pfn);
+
+			if (err)
+				return err;
+		}
+		if (arg.walk_end <= start)
+			return -EIO;
+		start = arg.walk_end;
+	}
+	if (start < end)
+		return scan_entries(t, pm_fd, start, end, zero_pfn);
 	return 0;
 }
 
@@ -239,6 +307,10 @@ int est_target_find_pages(struct est_target *t, bool mergeable, uint64_t zero_pf
 				 strcmp(name, "[vdso]");
 			continue;
 		}
+		unsigned long anon_kb;
+
+		if (in_vma && sscanf(line, "Anonymous: %lu kB", &anon_kb) == 1 && !anon_kb)
+			vma_ok = false;		/* nothing anonymous in it */
 		if (in_vma && !strncmp(line, "VmFlags:", 8)) {
 			in_vma = false;
 			if (vma_ok && ksm_compatible(line + 8, mergeable))
