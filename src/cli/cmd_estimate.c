@@ -42,6 +42,7 @@ static const char usage_text[] =
 "  --progress      progress on stderr (default: when stderr is a terminal);\n"
 "                  shown once reading takes more than half a second\n"
 "  --no-progress   no progress\n"
+"  --stats         the time spent reading and in the engine, on stderr\n"
 "  --help          this text\n"
 "\n"
 "Reading another process needs the same user id and a dumpable target, or\n"
