@@ -139,6 +139,16 @@ static inline void child_main(int id, const struct child_spec *s, unsigned long 
 
 			for (int i = 0; i < 3 && (unsigned long)i < s->unique; i++)
 				u[i * PG + 100] ^= 0x11;
+		} else if (c == 'f') {	/* fork a process sharing every page */
+			pid_t g = fork();
+
+			if (g == 0) {
+				for (;;)
+					pause();	/* until the test kills it */
+			}
+			if (write(ack, &g, sizeof(g)) != sizeof(g))
+				_exit(3);
+			continue;
 		} else if (c == 'q') {
 			_exit(0);
 		}
@@ -447,14 +457,11 @@ static inline long ksm_merging_of(pid_t pid)
 	return v;
 }
 
+/* Knobs back, run=2.  The lock stays held until the test exits: our
+ * children are still mergeable, another test's KSM run must not meet them. */
 static inline void kernel_ksm_end(void)
 {
 	ksm_restore();
-	if (ksm_lock_fd >= 0) {
-		flock(ksm_lock_fd, LOCK_UN);
-		close(ksm_lock_fd);
-		ksm_lock_fd = -1;
-	}
 }
 
 #endif /* SAMEPAGE_TESTS_ESTIMATE_UTIL_H */

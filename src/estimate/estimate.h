@@ -125,6 +125,7 @@ struct est_target {
 	int pid;
 	int dirfd;			/* /proc/PID, or -1 */
 	int pidfd;			/* pidfd_open(PID), or -1: exit detection */
+	int memfd;			/* /proc/PID/mem, or -1 */
 	struct est_page *pages;
 	size_t nr_pages, cap_pages;
 	bool gone;			/* ESRCH seen */

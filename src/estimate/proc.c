@@ -15,9 +15,15 @@
  * zeros as one).
  *
  * Reading: process_vm_readv with up to EST_BATCH pages per call, adjacent
- * pages coalesced into one remote iovec.  Nothing here writes to, stops or
- * signals the target; it needs what process_vm_readv needs (same uid and a
- * dumpable target, or CAP_SYS_PTRACE).
+ * pages coalesced into one remote iovec, for the pages pagemap shows mapped
+ * exclusively.  A page mapped more than once (shared by fork, or a KSM page
+ * already) is read with pread on /proc/PID/mem instead: process_vm_readv
+ * pins the pages it reads, and pinning an anonymous page that is not
+ * exclusive makes the kernel give the target a private copy of it (GUP
+ * unsharing) - the target would lose its sharing, and memory.  /proc/PID/mem
+ * reads without pinning.  Nothing here writes to, stops or signals the
+ * target; it needs what process_vm_readv needs (same uid and a dumpable
+ * target, or CAP_SYS_PTRACE).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,7 +78,7 @@ int est_target_open(struct est_target *t, int pid, char *comm, size_t comm_size)
 
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
-	t->dirfd = t->pidfd = -1;
+	t->dirfd = t->pidfd = t->memfd = -1;
 	if (comm_size)
 		comm[0] = '\0';
 	if (pid <= 0)
@@ -105,9 +111,11 @@ void est_target_close(struct est_target *t)
 		close(t->dirfd);
 	if (t->pidfd >= 0)
 		close(t->pidfd);
+	if (t->memfd >= 0)
+		close(t->memfd);
 	free(t->pages);
 	t->pages = NULL;
-	t->dirfd = t->pidfd = -1;
+	t->dirfd = t->pidfd = t->memfd = -1;
 }
 
 bool est_target_exited(struct est_target *t)
@@ -282,6 +290,14 @@ int est_target_find_pages(struct est_target *t, bool mergeable, uint64_t zero_pf
 		close(fd);
 		return err;
 	}
+	if (t->memfd < 0)
+		t->memfd = openat(t->dirfd, "mem", O_RDONLY | O_CLOEXEC);
+	if (t->memfd < 0) {
+		err = errno_of_open();
+		close(fd);
+		close(pm_fd);
+		return err;
+	}
 	f = fdopen(fd, "r");
 	if (!f) {
 		err = -errno;
@@ -326,50 +342,99 @@ int est_target_find_pages(struct est_target *t, bool mergeable, uint64_t zero_pf
 	return err;
 }
 
+/* A page mapped more than once: pread on /proc/PID/mem, which pins nothing. */
+static int read_shared_page(struct est_target *t, uint64_t addr, void *dst, bool *ok)
+{
+	ssize_t n;
+
+	do
+		n = pread(t->memfd, dst, EST_PAGE_SIZE, (off_t)addr);
+	while (n < 0 && errno == EINTR);
+	*ok = n == (ssize_t)EST_PAGE_SIZE;
+	if (n < 0 && errno == ESRCH) {
+		t->gone = true;
+		return -ESRCH;
+	}
+	if (n < 0 && (errno == EPERM || errno == EACCES))
+		return -errno;
+	if (n == 0 && est_target_exited(t))	/* its mm is gone */
+		return -ESRCH;
+	return 0;
+}
+
+/* The vectors for pages slot[first..pages) of the batch. */
+static void build_vectors(const struct est_target *t, const uint32_t *idx, void *buf,
+			  const size_t *slot, size_t first, size_t pages,
+			  struct iovec *remote, size_t *nr, struct iovec *local, size_t *nl)
+{
+	*nr = *nl = 0;
+	for (size_t j = first; j < pages; j++) {
+		uint64_t a = t->pages[idx[slot[j]]].addr;
+		char *dst = (char *)buf + slot[j] * EST_PAGE_SIZE;
+
+		if (*nr && (uint64_t)(uintptr_t)remote[*nr - 1].iov_base +
+				   remote[*nr - 1].iov_len == a)
+			remote[*nr - 1].iov_len += EST_PAGE_SIZE;
+		else
+			remote[(*nr)++] = (struct iovec){
+				.iov_base = (void *)(uintptr_t)a, .iov_len = EST_PAGE_SIZE,
+			};
+		if (*nl && (char *)local[*nl - 1].iov_base + local[*nl - 1].iov_len == dst)
+			local[*nl - 1].iov_len += EST_PAGE_SIZE;
+		else
+			local[(*nl)++] = (struct iovec){ .iov_base = dst, .iov_len = EST_PAGE_SIZE };
+	}
+}
+
 int est_read_pages(struct est_target *t, const uint32_t *idx, size_t n, void *buf,
 		   bool *ok)
 {
-	struct iovec remote[EST_BATCH], local;
+	struct iovec remote[EST_BATCH], local[EST_BATCH];
+	size_t slot[EST_BATCH];
 	size_t k = 0;
 
 	while (k < n) {
-		size_t nr = 0, pages = n - k;
-		ssize_t got;
+		size_t pages = 0, first = 0;
+		int err;
 
-		if (pages > EST_BATCH)
-			pages = EST_BATCH;
-		for (size_t j = k; j < k + pages; j++) {
-			uint64_t a = t->pages[idx[j]].addr;
+		/* The exclusive pages of the next EST_BATCH; the others by pread. */
+		for (; k < n && pages < EST_BATCH; k++) {
+			const struct est_page *pg = &t->pages[idx[k]];
 
-			if (nr && (uint64_t)(uintptr_t)remote[nr - 1].iov_base +
-					  remote[nr - 1].iov_len == a)
-				remote[nr - 1].iov_len += EST_PAGE_SIZE;
-			else
-				remote[nr++] = (struct iovec){
-					.iov_base = (void *)(uintptr_t)a, .iov_len = EST_PAGE_SIZE,
-				};
-		}
-		local.iov_base = (char *)buf + k * EST_PAGE_SIZE;
-		local.iov_len = pages * EST_PAGE_SIZE;
-		got = process_vm_readv(t->pid, &local, 1, remote, nr, 0);
-		if (got < 0) {
-			if (errno == ESRCH) {
-				t->gone = true;
-				return -ESRCH;
-			}
-			if (errno == EPERM || errno == EACCES)
-				return -errno;
-			if (errno == EINTR)
+			if (pg->flags & EST_PG_EXCLUSIVE) {
+				slot[pages++] = k;
 				continue;
-			got = 0;	/* EFAULT, ENOMEM: the first page failed */
+			}
+			err = read_shared_page(t, pg->addr, (char *)buf + k * EST_PAGE_SIZE,
+					       &ok[k]);
+			if (err)
+				return err;
 		}
-		size_t full = (size_t)got / EST_PAGE_SIZE;
+		/* One call for them; after a page that fails, on from the next. */
+		while (first < pages) {
+			size_t nr, nl, full;
+			ssize_t got;
 
-		for (size_t j = 0; j < full; j++)
-			ok[k + j] = true;
-		k += full;
-		if (full < pages)
-			ok[k++] = false;	/* unmapped or unreadable: skip it */
+			build_vectors(t, idx, buf, slot, first, pages, remote, &nr, local, &nl);
+			got = process_vm_readv(t->pid, local, nl, remote, nr, 0);
+			if (got < 0) {
+				if (errno == ESRCH) {
+					t->gone = true;
+					return -ESRCH;
+				}
+				if (errno == EPERM || errno == EACCES)
+					return -errno;
+				if (errno == EINTR)
+					continue;
+				got = 0;	/* EFAULT, ENOMEM: the first page failed */
+			}
+			full = (size_t)got / EST_PAGE_SIZE;
+			for (size_t j = 0; j < full; j++)
+				ok[slot[first + j]] = true;
+			first += full;
+			if (first < pages)
+				ok[slot[first++]] = false;	/* unmapped or unreadable */
+		}
 	}
 	return 0;
 }
