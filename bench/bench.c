@@ -2,7 +2,7 @@
 /*
  * bench.c - `samepage bench`: options, then the runs, then the report.
  *
- *   samepage bench [--sim] [--json] [--regions N] [--pages N]
+ *   samepage bench [--sim | --estimate] [--json] [--regions N] [--pages N]
  *                  [--pages-to-scan N] [--repeat N] [--timeout S]
  *                  [--no-kernel] [--quiet]
  *
