@@ -2,7 +2,7 @@
 /*
  * bench.c - `samepage bench`: options, then the runs, then the report.
  *
- *   samepage bench [--sim] [--json] [--regions N] [--pages N]
+ *   samepage bench [--sim | --estimate] [--json] [--regions N] [--pages N]
  *                  [--pages-to-scan N] [--repeat N] [--timeout S]
  *                  [--no-kernel] [--quiet]
  *
@@ -21,7 +21,7 @@
 #include "bench.h"
 
 static const char usage_text[] =
-"usage: samepage bench [--sim] [--json] [--regions N] [--pages N]\n"
+"usage: samepage bench [--sim | --estimate] [--json] [--regions N] [--pages N]\n"
 "                      [--pages-to-scan N] [--repeat N] [--timeout S]\n"
 "                      [--no-kernel] [--quiet]\n"
 "\n"
@@ -35,6 +35,9 @@ static const char usage_text[] =
 "\n"
 "  --sim              run samepage's engine on the simulated machine instead\n"
 "                     of real memory (scanner CPU per page, metadata size)\n"
+"  --estimate         `samepage estimate` on the workload held by --regions\n"
+"                     child processes: read speed, counters, next to the\n"
+"                     time the kernel's KSM takes to converge on them\n"
 "  --json             print one JSON object instead of the table\n"
 "  --regions N        regions / address spaces (default 8)\n"
 "  --pages N          pages per region (default 32768)\n"
@@ -112,6 +115,8 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
 
 		if (strcmp(a, "--sim") == 0) {
 			o->sim = true;
+		} else if (strcmp(a, "--estimate") == 0) {
+			o->estimate = true;
 		} else if (strcmp(a, "--json") == 0) {
 			o->json = true;
 		} else if (strcmp(a, "--no-kernel") == 0) {
@@ -255,6 +260,9 @@ int cmd_bench(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
+
+	if (o.estimate)
+		return bench_estimate(&o);
 
 	struct bench_result sp_runs[BENCH_MAX_REPEAT], k_runs[BENCH_MAX_REPEAT];
 	unsigned int nruns = 0;

@@ -28,6 +28,7 @@ struct bench_opts {
 	bool sim;			/* samepage on the simulated machine */
 	bool json;			/* one JSON object on stdout */
 	bool kernel;			/* also run the kernel's KSM */
+	bool estimate;			/* samepage estimate on child processes */
 	unsigned int regions;		/* address spaces / regions */
 	unsigned long pages;		/* pages per region */
 	unsigned long pages_to_scan;
@@ -86,6 +87,9 @@ void bench_result_init(struct bench_result *r);
 int bench_kernel_run(const struct bench_opts *o, struct bench_result *r);
 int bench_sim_run(const struct bench_opts *o, struct bench_result *r);
 int bench_real_run(const struct bench_opts *o, struct bench_result *r);
+/* --estimate (estimate_bench.c): the whole benchmark; returns the exit status. */
+int bench_estimate(const struct bench_opts *o);
+int bench_kernel_converge_mergeable(const struct bench_opts *o, struct bench_result *r);
 
 /* Convergence: pages_sharing unchanged over two full scans. */
 struct bench_converge {

@@ -393,3 +393,54 @@ out_unmap:
 	free(regions);
 	return err;
 }
+
+/*
+ * bench_kernel_converge_mergeable - for `bench --estimate`: the memory is
+ * already marked mergeable, in other processes; run ksmd on it the same way
+ * as above (reference knobs, converged when pages_sharing stayed the same
+ * over two full scans), then run=2 and every knob restored.  The caller
+ * holds the machine's KSM lock.
+ */
+int bench_kernel_converge_mergeable(const struct bench_opts *o, struct bench_result *r)
+{
+	struct bench_converge c;
+	bool converged = false;
+	int ksmd, err;
+
+	bench_result_init(r);
+	if (!can_run(r))
+		return 0;
+	ksmd = find_ksmd();
+	knobs_save();
+	r->ran = true;
+	err = set_reference_knobs(o);
+	if (err)
+		goto out;
+	long scans0 = sysfs_long("full_scans");
+	double cpu0 = bench_task_cpu(ksmd, 0), t0 = bench_now();
+
+	bench_converge_init(&c, scans0, sysfs_long("pages_sharing"), t0);
+	err = sysfs_write("run", "1");
+	if (err)
+		goto out;
+	saved[0].touched = true;
+	while (!converged) {
+		bench_sleep_ms(1);
+		double now = bench_now();
+
+		converged = bench_converge_step(&c, sysfs_long("full_scans"),
+						sysfs_long("pages_sharing"), now, "kernel");
+		if (!converged && now - t0 > o->timeout_s)
+			break;
+	}
+	r->converge_seconds = converged ? bench_now() - t0 : -1;
+	r->cpu_seconds = bench_task_cpu(ksmd, 0) - cpu0;
+	r->full_scans = sysfs_long("full_scans") - scans0;
+	r->pages_shared = sysfs_long("pages_shared");
+	r->pages_sharing = sysfs_long("pages_sharing");
+	r->stable_node_chains = sysfs_long("stable_node_chains");
+	r->stable_node_dups = sysfs_long("stable_node_dups");
+out:
+	knobs_release();
+	return err;
+}

@@ -7,5 +7,6 @@ int cmd_demo(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_estimate(int argc, char **argv);
 
 #endif

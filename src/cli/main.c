@@ -15,6 +15,7 @@ static const struct {
 	{ "demo",  cmd_demo,  "merge real memory here and show it given back (--sim: the NUMA story)" },
 	{ "sim",   cmd_sim,   "run a scenario script on the simulated NUMA machine" },
 	{ "stat",  cmd_stat,  "show the kernel's KSM knobs and counters, or a process's ksm_stat" },
+	{ "estimate", cmd_estimate, "what merging would give on running processes, read-only" },
 	{ "bench", cmd_bench, "benchmark samepage (simulated or real memory) against the kernel's KSM" },
 };
 
@@ -25,7 +26,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: samepage COMMAND [ARGS...]\n\n"
 		   "Kernel Samepage Merging, rebuilt as a library and tools.\n\ncommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-6s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'samepage COMMAND --help' describes each command; see samepage(1).\n");
 }
 
