@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 DEPS       := cmake make gcc pkg-config libxxhash-dev libnuma-dev libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev
 
-.PHONY: all deps test test-fast demo bench install stress fuzz clean FORCE
+.PHONY: all deps test test-fast demo bench install stress fuzz numa clean FORCE
 
 all: $(BUILD)/samepage
 
@@ -60,6 +60,11 @@ fuzz: deps
 	mkdir -p $(BUILD)/fuzz-corpus   # new inputs go here; the scenarios only seed it
 	$(BUILD)/sim_fuzz -max_len=4096 -max_total_time=$(FUZZ_SECONDS) \
 		$(BUILD)/fuzz-corpus tests/scenarios
+
+# The seeds' stories on two real NUMA nodes (a qemu machine, scripts/numa-vm.sh),
+# told to the kernel's KSM and to libsamepage: one table, exit 0 when all agree.
+numa: $(BUILD)/samepage
+	SAMEPAGE_VM_CACHE=$(CURDIR)/$(BUILD)/numa-vm ./scripts/numa-vm.sh $(BUILD)/numa_stories
 
 install: $(BUILD)/samepage
 	cmake --install $(BUILD) --prefix $(PREFIX)

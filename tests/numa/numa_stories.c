@@ -31,7 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +49,9 @@
 #define PM_PFN		((1ull << 55) - 1)
 
 static size_t ps;
+static char wp_note[160] = "not probed";
+
+static uint64_t pagemap(int fd, const void *addr);
 
 /* ------------------------------------------------------------------------
  * The two worlds behind one small interface.
@@ -53,7 +59,7 @@ static size_t ps;
 struct world {
 	bool kernel;
 	struct samepage *sp;
-	char err[256];		/* set when a call failed: the story stops */
+	char err[512];		/* set when a call failed: the story stops */
 };
 
 static int sysfs_write(const char *knob, unsigned long v)
@@ -88,6 +94,13 @@ static int sysfs_read(const char *name, long *v)
 		return n < 0 ? -errno : -EIO;
 	*v = strtol(buf, NULL, 10);
 	return 0;
+}
+
+/* A failure of the system (not of a samepage call): no samepage_last_error(). */
+static void fail_os(struct world *w, const char *what, int err)
+{
+	if (!w->err[0])
+		snprintf(w->err, sizeof(w->err), "%s: %s", what, strerror(-err));
 }
 
 static void fail(struct world *w, const char *what, int err)
@@ -228,11 +241,11 @@ static char *w_alloc(struct world *w, size_t n)
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED) {
-		fail(w, "mmap", -errno);
+		fail_os(w, "mmap", -errno);
 		return NULL;
 	}
 	if (madvise(p, n * ps, MADV_MERGEABLE)) {
-		fail(w, "madvise(MADV_MERGEABLE)", -errno);
+		fail_os(w, "madvise(MADV_MERGEABLE)", -errno);
 		munmap(p, n * ps);
 		return NULL;
 	}
@@ -260,6 +273,7 @@ struct region {
 	char *p;
 	size_t n;
 	unsigned char want[3 * K + 4];	/* content byte of each page; 0: untouched */
+	signed char node[3 * K + 4];	/* the node each written page was put on */
 };
 
 static int node_of(const void *addr)
@@ -282,14 +296,14 @@ static void move_to(struct world *w, const void *addr, int node, int flags)
 		return;
 	(void)*(const volatile char *)addr;
 	if (move_pages(0, 1, &a, &node, &status, flags)) {
-		fail(w, "move_pages", -errno);
+		fail_os(w, "move_pages", -errno);
 		return;
 	}
 	if (status != node) {
 		char what[64];
 
 		snprintf(what, sizeof(what), "move_pages to node %d", node);
-		fail(w, what, status < 0 ? status : -EAGAIN);
+		fail_os(w, what, status < 0 ? status : -EAGAIN);
 	}
 }
 
@@ -302,8 +316,50 @@ static void fill(struct world *w, struct region *r, size_t i, size_t n, unsigned
 	for (size_t j = i; j < i + n; j++) {
 		memset(r->p + j * ps, byte, ps);
 		r->want[j] = byte;
+		r->node[j] = (signed char)node;
 		move_to(w, r->p + j * ps, node, MPOL_MF_MOVE);
 	}
+}
+
+/*
+ * After run=2 no page of @r may map a shared page any more (samepage: the
+ * store).  On kernels before 6.5 samepage's unmerge fails there (see
+ * wp_across_vmas below): say so, the story cannot go on.
+ */
+static void check_unmerged(struct world *w, struct region *r)
+{
+	int pm = open("/proc/self/pagemap", O_RDONLY), left = 0;
+
+	if (w->err[0] || w->kernel || pm < 0) {
+		if (pm >= 0)
+			close(pm);
+		return;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		if (!r->want[i])
+			continue;
+		(void)*(const volatile char *)(r->p + i * ps);
+		if (pagemap(pm, r->p + i * ps) & PM_FILE)
+			left++;
+	}
+	close(pm);
+	if (left)
+		snprintf(w->err, sizeof(w->err),
+			 "run=2 returned 0 but left %d pages mapping the store, their slots "
+			 "freed (they read zeros): its UFFDIO_WRITEPROTECT over a run of "
+			 "several VMAs fails with ENOENT on this kernel (%s)", left, wp_note);
+}
+
+/*
+ * Put every written page back on its node.  Unmerging (run=2) gives each
+ * page a private copy allocated where the unmerging CPU is, so without this
+ * the next merge_across_nodes=0 would see all of them on one node.
+ */
+static void replace(struct world *w, struct region *r)
+{
+	for (size_t j = 0; j < r->n && !w->err[0]; j++)
+		if (r->want[j])
+			move_to(w, r->p + j * ps, r->node[j], MPOL_MF_MOVE);
 }
 
 static uint64_t pagemap(int fd, const void *addr)
@@ -339,7 +395,7 @@ static void shared_nodes(struct world *w, struct region *r, char *out, size_t si
 
 	snprintf(out, size, "?");
 	if (pm < 0 || (w->kernel && kf < 0)) {
-		fail(w, "open /proc/self/pagemap or /proc/kpageflags", -errno);
+		fail_os(w, "open /proc/self/pagemap or /proc/kpageflags", -errno);
 		goto out;
 	}
 	for (size_t i = 0; i < r->n; i++) {
@@ -407,7 +463,7 @@ static int bad_pages(const struct region *r)
 struct obs {
 	long shared, sharing, unshared;
 	char where[48];		/* nodes of the shared pages, or a result */
-	char err[256];		/* the step could not run: why */
+	char err[512];		/* the step could not run: why */
 };
 
 struct story {
@@ -472,12 +528,37 @@ static void step_set(struct world *w, struct story *s, const char *label, const 
 		snprintf(o->err, sizeof(o->err), "%s", w->err);
 }
 
+/* stable_node_chains and stable_node_dups (the max_page_sharing chains). */
+static void step_chains(struct world *w, struct story *s, const char *label)
+{
+	struct obs *o = next_obs(w, s, label);
+
+	if (o->err[0])
+		return;
+	o->shared = w_get(w, "pages_shared");
+	o->sharing = w_get(w, "pages_sharing");
+	o->unshared = w_get(w, "pages_unshared");
+	snprintf(o->where, sizeof(o->where), "chains %ld dups %ld",
+		 w_get(w, "stable_node_chains"), w_get(w, "stable_node_dups"));
+	if (w->err[0])
+		snprintf(o->err, sizeof(o->err), "%s", w->err);
+}
+
+/* A note under the last step: where the kernel differs from the seeds. */
+static void note(struct story *s, const char *text)
+{
+	if (s->at > 0)
+		s->note[s->at - 1] = text;
+}
+
 /* (g) as a row of its own at the end of a story. */
 static void step_contents(struct world *w, struct story *s, struct region *r)
 {
 	struct obs *o = next_obs(w, s, "(g) every page's bytes as written");
 
-	if (o->err[0])
+	/* checked even after a failure: what did the failure cost? */
+	o->err[0] = 0;
+	if (!r->p)
 		return;
 	o->shared = w_get(w, "pages_shared");
 	o->sharing = w_get(w, "pages_sharing");
@@ -502,7 +583,7 @@ static void cell(const struct obs *o, char *buf, size_t size)
 	if (o->err[0])
 		snprintf(buf, size, "cannot run");
 	else
-		snprintf(buf, size, "%4ld %4ld %4ld  %-10s", o->shared, o->sharing, o->unshared,
+		snprintf(buf, size, "%4ld %4ld %4ld  %-17s", o->shared, o->sharing, o->unshared,
 			 o->where);
 }
 
@@ -517,13 +598,14 @@ static int print_story(const struct story *s)
 
 		cell(k, ck, sizeof(ck));
 		cell(m, cm, sizeof(cm));
-		printf("%-3s %-44.44s | %-27s | %-27s | %s\n", i ? "" : s->id,
+		printf("%-3s %-44.44s | %-34s | %-34s | %s\n", i ? "" : s->id,
 		       s->step[i] ? s->step[i] : "?", ck, cm, ok ? "yes" : "NO");
 		if (s->note[i])
 			printf("    note: %s\n", s->note[i]);
-		if (k->err[0])
+		/* a reason once, not under every row it stops */
+		if (k->err[0] && (!i || strcmp(k->err, s->obs[0][i - 1].err)))
 			printf("    kernel: %s\n", k->err);
-		if (m->err[0])
+		if (m->err[0] && (!i || strcmp(m->err, s->obs[1][i - 1].err)))
 			printf("    samepage: %s\n", m->err);
 		disagree += !ok;
 	}
@@ -550,6 +632,12 @@ static void end_region(struct world *w, struct region *r)
 	free(r);
 }
 
+#define CHAIN_NOTE \
+	"kernel differs from seed 001 here (since Linux 4.13, max_page_sharing and " \
+	"stable_node chains): a migrated KSM page mapped more than once that collides " \
+	"with an equal KSM page joins it as a dup of a stable_node chain, keeping its " \
+	"mappings, instead of moving them one by one; the kernel is followed"
+
 /* (a) identical pages on node 0 and node 1 (the kernel selftest's -N). */
 static void tell_a(struct world *w, struct story *s)
 {
@@ -560,7 +648,10 @@ static void tell_a(struct world *w, struct story *s)
 	w_scan(w, 2);
 	step(w, s, "32+32 equal pages, node 0+1; man=1, 2 scans", r);
 	w_unmerge(w);
-	step_set(w, s, "run=2, merge_across_nodes=0", "merge_across_nodes", 0);
+	check_unmerged(w, r);
+	step(w, s, "run=2: all unmerged", r);
+	replace(w, r);
+	step_set(w, s, "pages back on their nodes; man=0", "merge_across_nodes", 0);
 	w_scan(w, 2);
 	step(w, s, "2 full scans: one KSM page per node", r);
 	step_contents(w, s, r);
@@ -604,6 +695,8 @@ static void tell_c(struct world *w, struct story *s)
 	step(w, s, "node 0's KSM page moved to node 1", r);
 	w_scan(w, 2);
 	step(w, s, "2 full scans: its mappings on node 1's page", r);
+	note(s, CHAIN_NOTE);
+	step_chains(w, s, "the same: chains and dups");
 	step_contents(w, s, r);
 	end_region(w, r);
 }
@@ -656,11 +749,15 @@ static void tell_e(struct world *w, struct story *s)
 	move_to(w, r->p, 1, MPOL_MF_MOVE_ALL);
 	w_scan(w, 1);
 	step(w, s, "node 0's page moved; 1 scan: one KSM page", r);
+	note(s, CHAIN_NOTE);
 	/* its stable node, emptied, is now stale on migrate_nodes */
 	w_scan(w, 1);
 	step(w, s, "1 more full scan (the stale node pruned)", r);
 	w_unmerge(w);
-	step_set(w, s, "run=2, then merge_across_nodes=1", "merge_across_nodes", 1);
+	check_unmerged(w, r);
+	step(w, s, "run=2: all unmerged", r);
+	replace(w, r);
+	step_set(w, s, "pages back on their nodes; man=1", "merge_across_nodes", 1);
 	w_scan(w, 2);
 	step(w, s, "2 full scans: one KSM page for all 64", r);
 	step_contents(w, s, r);
@@ -679,13 +776,18 @@ static void tell_f(struct world *w, struct story *s)
 	step(w, s, "man=0: 32+32 equal pages, node 0+1, 2 scans", r);
 	step_set(w, s, "merge_across_nodes=1 while pages are shared", "merge_across_nodes", 1);
 	w_must_set(w, "run", 2);
+	check_unmerged(w, r);
 	step(w, s, "run=2: all unmerged", r);
 	w_must_set(w, "run", 0);
-	step_set(w, s, "merge_across_nodes=1", "merge_across_nodes", 1);
+	replace(w, r);
+	step_set(w, s, "pages back on their nodes; man=1", "merge_across_nodes", 1);
 	w_scan(w, 2);
 	step(w, s, "2 full scans", r);
 	w_unmerge(w);
-	step_set(w, s, "run=2, merge_across_nodes=0", "merge_across_nodes", 0);
+	check_unmerged(w, r);
+	step(w, s, "run=2: all unmerged", r);
+	replace(w, r);
+	step_set(w, s, "pages back on their nodes; man=0", "merge_across_nodes", 0);
 	w_scan(w, 2);
 	step(w, s, "2 full scans", r);
 	step_contents(w, s, r);
@@ -700,6 +802,61 @@ static struct story stories[] = {
 	{ .id = "e", .title = "stale nodes on migrate_nodes", .tell = tell_e },
 	{ .id = "f", .title = "run=2 and merge_across_nodes both ways", .tell = tell_f },
 };
+
+/*
+ * Can UFFDIO_WRITEPROTECT take a range over two VMAs?  Linux 6.5 made it
+ * ("mm/userfaultfd: support WP on multiple VMAs"); before, ENOENT.  Probed on
+ * scratch memory with a userfaultfd of our own.
+ */
+static void wp_across_vmas(void)
+{
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	struct uffdio_api api = { .api = UFFD_API };
+	char *p = MAP_FAILED;
+
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
+		snprintf(wp_note, sizeof(wp_note), "userfaultfd: %s", strerror(errno));
+		goto out;
+	}
+	p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || mprotect(p + ps, ps, PROT_READ) || mprotect(p + ps, ps,
+	    PROT_READ | PROT_WRITE)) {
+		snprintf(wp_note, sizeof(wp_note), "probe: mmap: %s", strerror(errno));
+		goto out;
+	}
+	/* two VMAs: a file mapping beside the anonymous page */
+	int mfd = memfd_create("probe", MFD_CLOEXEC);
+
+	if (mfd < 0 || ftruncate(mfd, (off_t)ps) ||
+	    mmap(p + ps, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, mfd, 0) == MAP_FAILED) {
+		snprintf(wp_note, sizeof(wp_note), "probe: memfd: %s", strerror(errno));
+		if (mfd >= 0)
+			close(mfd);
+		goto out;
+	}
+	close(mfd);
+	memset(p, 1, 2 * ps);
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)p, .len = 2 * ps }, .mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	struct uffdio_writeprotect wp = {
+		.range = { .start = (uintptr_t)p, .len = 2 * ps }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+		snprintf(wp_note, sizeof(wp_note), "UFFDIO_REGISTER_MODE_WP over 2 VMAs: %s",
+			 strerror(errno));
+	else if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp))
+		snprintf(wp_note, sizeof(wp_note), "probe: UFFDIO_WRITEPROTECT over 2 VMAs: %s; "
+			 "multi-VMA ranges came in Linux 6.5", strerror(errno));
+	else
+		snprintf(wp_note, sizeof(wp_note), "probe: UFFDIO_WRITEPROTECT over 2 VMAs works");
+out:
+	if (p != MAP_FAILED)
+		munmap(p, 2 * ps);
+	if (uffd >= 0)
+		close(uffd);
+}
 
 static int write_proc(const char *path, const char *v)
 {
@@ -741,6 +898,7 @@ int main(void)
 			rel[strcspn(rel, "\n")] = 0;
 		fclose(f);
 	}
+	wp_across_vmas();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (size_t i = 0; i < sizeof(stories) / sizeof(stories[0]); i++) {
 		struct story *s = &stories[i];
@@ -759,9 +917,10 @@ int main(void)
 	printf("\nThe seeds' stories on two NUMA nodes (kernel %s, %d pages per group);\n"
 	       "samepage with smart_scan=0 (the %s kernel has none: smart scan came in 6.7).\n"
 	       "Each cell: pages_shared pages_sharing pages_unshared, then the node of each\n"
-	       "shared page (- none) or the result of the step's knob write.\n\n",
-	       rel, K, rel);
-	printf("%-3s %-44s | %-27s | %-27s | %s\n", "", "step", "kernel", "samepage", "agree");
+	       "shared page (- none) or the result of the step's knob write.\n"
+	       "userfaultfd %s.\n\n",
+	       rel, K, rel, wp_note);
+	printf("%-3s %-44s | %-34s | %-34s | %s\n", "", "step", "kernel", "samepage", "agree");
 	for (size_t i = 0; i < sizeof(stories) / sizeof(stories[0]); i++) {
 		printf("%s) %s\n", stories[i].id, stories[i].title);
 		disagree += print_story(&stories[i]);
