@@ -736,30 +736,44 @@ static void tell_d(struct world *w, struct story *s)
 	end_region(w, r);
 }
 
-/* (e) stale nodes left on migrate_nodes pruned within one full scan. */
+/*
+ * (e) stale nodes left on migrate_nodes pruned within one full scan.  The
+ * kernel moves the mappings of a migrated node onto a colliding one only
+ * when its page is mapped once (see CHAIN_NOTE): so a KSM page left with one
+ * mapping is moved; its stable node, emptied, stays on migrate_nodes with
+ * its page gone until the next full scan prunes it.
+ */
 static void tell_e(struct world *w, struct story *s)
 {
-	struct region *r = new_region(w, 2 * K);
+	struct region *r = new_region(w, K + 2);
 
 	w_must_set(w, "merge_across_nodes", 0);
-	fill(w, r, 0, K, 0xe6, 0);
-	fill(w, r, K, K, 0xe6, 1);
+	fill(w, r, 0, 2, 0xe6, 0);
+	fill(w, r, 2, K, 0xe6, 1);
 	w_scan(w, 2);
-	step(w, s, "man=0: 32+32 equal pages, node 0+1, 2 scans", r);
+	step(w, s, "man=0: 2 equal pages on node 0, 32 on 1", r);
+	fill(w, r, 1, 1, 0xe7, 0);
+	w_scan(w, 2);
+	step(w, s, "one of the 2 rewritten: a page of 1 mapping", r);
 	move_to(w, r->p, 1, MPOL_MF_MOVE_ALL);
+	step(w, s, "that KSM page moved to node 1", r);
 	w_scan(w, 1);
-	step(w, s, "node 0's page moved; 1 scan: one KSM page", r);
-	note(s, CHAIN_NOTE);
-	/* its stable node, emptied, is now stale on migrate_nodes */
+	step(w, s, "1 full scan: its mapping on node 1's page", r);
+	note(s, "kernel 6.1 differs from seed 001 here, for no documented reason we know: "
+	     "the migrated page's one mapping leaves its stable node (pages_shared 2 -> 1) "
+	     "but is never remapped onto node 1's equal page (two KSM pages stay mapped, "
+	     "also after 20 more scans); the kernel is the reference");
 	w_scan(w, 1);
 	step(w, s, "1 more full scan (the stale node pruned)", r);
+	w_scan(w, 20);
+	step(w, s, "20 more full scans (the kernel: no change)", r);
 	w_unmerge(w);
 	check_unmerged(w, r);
 	step(w, s, "run=2: all unmerged", r);
 	replace(w, r);
 	step_set(w, s, "pages back on their nodes; man=1", "merge_across_nodes", 1);
 	w_scan(w, 2);
-	step(w, s, "2 full scans: one KSM page for all 64", r);
+	step(w, s, "2 full scans: one KSM page for all 33", r);
 	step_contents(w, s, r);
 	end_region(w, r);
 }
