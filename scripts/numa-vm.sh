@@ -165,6 +165,6 @@ if [ "$started" = 1 ]; then
 	echo "numa-vm: $bin did not report a status (the machine stopped: qemu status $qemu_rc)" >&2
 	exit 125
 fi
-echo "numa-vm: the virtual machine did not boot (qemu status ${qemu_rc:-unknown}); its last lines:" >&2
+echo "numa-vm: the virtual machine did not boot (qemu status ${qemu_rc:-unknown}; SAMEPAGE_VM_VERBOSE=1 shows the kernel's messages); its last lines:" >&2
 grep -v "^$marker" "$log" 2>/dev/null | tail -n 20 >&2
 exit 125
