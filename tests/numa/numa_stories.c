@@ -759,10 +759,12 @@ static void tell_e(struct world *w, struct story *s)
 	step(w, s, "that KSM page moved to node 1", r);
 	w_scan(w, 1);
 	step(w, s, "1 full scan: its mapping on node 1's page", r);
-	note(s, "kernel 6.1 differs from seed 001 here, for no documented reason we know: "
-	     "the migrated page's one mapping leaves its stable node (pages_shared 2 -> 1) "
-	     "but is never remapped onto node 1's equal page (two KSM pages stay mapped, "
-	     "also after 20 more scans); the kernel is the reference");
+	note(s, "kernel 6.1 differs from seed 001 here, no documented reason: the migrated "
+	     "page's one mapping leaves its stable node (pages_shared 2 -> 1) but is never "
+	     "remapped onto node 1's equal page (two KSM pages stay, also after 20 more "
+	     "scans); by our reading of mm/ksm.c (not traced) write_protect_page() gets "
+	     "-EFAULT from page_address_in_vma() for a page that is already KSM; the kernel "
+	     "is the reference");
 	w_scan(w, 1);
 	step(w, s, "1 more full scan (the stale node pruned)", r);
 	w_scan(w, 20);
