@@ -13,7 +13,7 @@ TEST_DEPS  := $(BUILD_DEPS) libasan8 libubsan1 libtsan2
 FUZZ_DEPS  := $(BUILD_DEPS) clang libclang-rt-14-dev
 
 .PHONY: all deps deps-test deps-fuzz test test-fast demo demo-sim bench install stress fuzz \
-	clean FORCE
+	numa clean FORCE
 
 all: $(BUILD)/samepage
 
@@ -79,6 +79,11 @@ fuzz: deps-fuzz
 	mkdir -p $(BUILD)/fuzz-corpus   # new inputs go here; the scenarios only seed it
 	$(BUILD)/sim_fuzz -max_len=4096 -max_total_time=$(FUZZ_SECONDS) \
 		$(BUILD)/fuzz-corpus tests/scenarios
+
+# The seeds' stories on two real NUMA nodes (a qemu machine, scripts/numa-vm.sh),
+# told to the kernel's KSM and to libsamepage: one table, exit 0 when all agree.
+numa: $(BUILD)/samepage
+	SAMEPAGE_VM_CACHE=$(CURDIR)/$(BUILD)/numa-vm ./scripts/numa-vm.sh $(BUILD)/numa_stories
 
 install: $(BUILD)/samepage
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -60,27 +60,36 @@ static void final_finding(void *arg, const char *finding)
 /* Every line, whatever the result of the others; the worst result. */
 static int run_keep_going(struct sim *s, const char *script)
 {
-	FILE *f = strcmp(script, "-") ? fopen(script, "r") : stdin;
+	char line[SIM_MAX_LINE + 1];
 	unsigned long lineno = 0;
-	char *line = NULL;
-	size_t cap = 0;
-	int worst = SIM_OK;
+	int worst = SIM_OK, err;
+	FILE *f;
 
-	if (!f) {
-		fprintf(stderr, "%s: %s\n", script, strerror(errno));
+	err = sim_open_script(script, &f);
+	if (err) {
+		fprintf(stderr, "%s: %s\n", script,
+			err == -EISDIR ? "is a directory" : strerror(-err));
 		return SIM_USAGE;
 	}
-	while (getline(&line, &cap, f) >= 0) {
-		int r = sim_run_line(s, line);
+	while ((err = sim_read_line(f, line, sizeof(line))) != 0) {
+		int r;
 
 		lineno++;
+		if (err == -E2BIG || (err < 0 && err != -EILSEQ)) {
+			/* the rest of the file cannot be read line by line */
+			fprintf(stderr, "%s:%lu: %s\n", script, lineno, err == -E2BIG ?
+				"line longer than 4096 characters" : strerror(-err));
+			worst = SIM_USAGE;
+			break;
+		}
+		r = err == -EILSEQ ? SIM_USAGE : sim_run_line(s, line);
 		if (r != SIM_OK) {
-			fprintf(stderr, "%s:%lu: %s\n", script, lineno, sim_error(s));
+			fprintf(stderr, "%s:%lu: %s\n", script, lineno,
+				err == -EILSEQ ? "NUL byte in the line" : sim_error(s));
 			if (r > worst)
 				worst = r;
 		}
 	}
-	free(line);
 	if (f != stdin)
 		fclose(f);
 	return worst;

@@ -88,6 +88,7 @@ int sim_scan_full(struct sim *s, unsigned int nscans)
 	target = full_scans(s) + (long)nscans;
 	while (full_scans(s) < target) {
 		unsigned long n = ksm_pages_to_scan(s->ksm), done;
+		long before = full_scans(s);
 		int err;
 
 		if (n == 0)
@@ -96,10 +97,13 @@ int sim_scan_full(struct sim *s, unsigned int nscans)
 		if (err)
 			return err;
 		/*
-		 * A batch may visit nothing when it starts at the end of a
-		 * pass; two in a row mean there is nothing to scan at all.
+		 * A batch may compare nothing when it starts at the end of a
+		 * pass, or when smart scan skips every page: a pass that only
+		 * skipped pages still counts (as ksmd's does).  Two batches in
+		 * a row that neither compared a page nor ended a pass mean
+		 * there is nothing to scan at all.
 		 */
-		if (done == 0) {
+		if (done == 0 && full_scans(s) == before) {
 			if (++idle >= 2)
 				break;
 		} else {

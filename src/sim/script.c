@@ -17,13 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "sim_internal.h"
 
 #define R_FAILED	SIM_FAILED
 #define R_USAGE		SIM_USAGE
 #define MAX_TOKENS	32
-#define MAX_LINE	4096
+#define MAX_LINE	SIM_MAX_LINE
 #define MAX_SCAN_PAGES	(1ull << 40)
 #define MAX_FULL_SCANS	1000000u
 
@@ -990,29 +991,89 @@ int sim_run_string(struct sim *s, const char *name, const char *text)
 	return SIM_OK;
 }
 
+int sim_open_script(const char *path, FILE **fp)
+{
+	struct stat st;
+	FILE *f;
+
+	if (!strcmp(path, "-")) {
+		*fp = stdin;
+		return 0;
+	}
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(f);
+		return -EISDIR;
+	}
+	*fp = f;
+	return 0;
+}
+
+int sim_read_line(FILE *f, char *buf, size_t size)
+{
+	size_t len = 0;
+	bool nul = false;
+	int c;
+
+	if (size < 2)
+		return -EINVAL;
+	for (;;) {
+		c = getc(f);
+		if (c == EOF) {
+			if (ferror(f))
+				return errno ? -errno : -EIO;
+			if (!len)
+				return 0;
+			break;
+		}
+		if (c == '\n')
+			break;
+		if (len + 1 >= size || len >= SIM_MAX_LINE)
+			return -E2BIG;
+		if (c == 0)
+			nul = true;
+		buf[len++] = (char)c;
+	}
+	buf[len] = 0;
+	return nul ? -EILSEQ : 1;
+}
+
 int sim_run_file(struct sim *s, const char *path)
 {
-	bool use_stdin = !strcmp(path, "-");
-	const char *name = use_stdin ? "<stdin>" : path;
-	FILE *f = use_stdin ? stdin : fopen(path, "r");
+	const char *name = strcmp(path, "-") ? path : "<stdin>";
+	char line[MAX_LINE + 1];
 	unsigned long lineno = 0;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int ret = SIM_OK;
+	int ret = SIM_OK, err;
+	FILE *f;
 
-	if (!f) {
-		fail(s, R_USAGE, "%s: %s", path, strerror(errno));
+	err = sim_open_script(path, &f);
+	if (err) {
+		fail(s, R_USAGE, "%s: %s", path, err == -EISDIR ? "is a directory" :
+		     strerror(-err));
 		return R_USAGE;
 	}
-	while ((n = getline(&line, &cap, f)) >= 0) {
+	for (;;) {
+		errno = 0;
+		err = sim_read_line(f, line, sizeof(line));
+		if (err == 0)
+			break;
 		lineno++;
 		s->lineno = lineno;
-		if ((size_t)n != strlen(line)) {
+		if (err == -E2BIG) {
+			fail(s, R_USAGE, "line longer than %d characters", MAX_LINE);
+			ret = R_USAGE;
+		} else if (err == -EILSEQ) {
 			fail(s, R_USAGE, "NUL byte in the line");
 			ret = R_USAGE;
+		} else if (err < 0) {
+			fail(s, R_USAGE, "%s: read error: %s", path, strerror(-err));
+			ret = R_USAGE;
 		} else {
-			while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			size_t n = strlen(line);
+
+			while (n && line[n - 1] == '\r')
 				line[--n] = '\0';
 			ret = run_line(s, line);
 		}
@@ -1021,12 +1082,7 @@ int sim_run_file(struct sim *s, const char *path)
 			break;
 		}
 	}
-	if (!ret && ferror(f)) {
-		fail(s, R_USAGE, "%s: read error", path);
-		ret = R_USAGE;
-	}
-	free(line);
-	if (!use_stdin)
+	if (f != stdin)
 		fclose(f);
 	return ret;
 }

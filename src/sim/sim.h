@@ -75,6 +75,19 @@ int sim_run_string(struct sim *s, const char *name, const char *text);
 int sim_run_file(struct sim *s, const char *path);
 const char *sim_error(const struct sim *s);
 void sim_set_output(struct sim *s, FILE *out);
+
+/*
+ * Reading scripts (sim_run_file() and `samepage sim --keep-going`).
+ * sim_open_script() opens @path ("-": stdin): 0, -EISDIR for a directory, or
+ * fopen's negative errno.  sim_read_line() reads one line into @buf of @size
+ * bytes (at least SIM_MAX_LINE + 1), without its newline: 1 a line, 0 the
+ * end of the file, -E2BIG a line longer than SIM_MAX_LINE characters (the
+ * rest of the file is not read), -EILSEQ a NUL byte in the line, or the read's
+ * negative errno.
+ */
+#define SIM_MAX_LINE	4096
+int sim_open_script(const char *path, FILE **f);
+int sim_read_line(FILE *f, char *buf, size_t size);
 /* Where `check` writes every finding, one per line (default NULL: only the
  * first is in sim_error()). */
 void sim_set_diag(struct sim *s, FILE *diag);
