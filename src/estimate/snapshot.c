@@ -329,9 +329,11 @@ static int be_make_ksm(void *be, void *mmp, uint64_t vpn, const struct sp_page *
 	return 0;
 }
 
-static int be_unmerge(void *be, void *mmp, uint64_t start, uint64_t end)
+static int be_unmerge(void *be, void *mmp, uint64_t start, uint64_t end, unsigned int flags)
 {
 	struct run *r = be;
+
+	(void)flags;
 	struct run_mm *mm = mmp;
 
 	for (uint64_t vpn = start; vpn < end && vpn < mm->snap->n; vpn++) {
