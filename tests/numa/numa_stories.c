@@ -887,10 +887,17 @@ static int write_proc(const char *path, const char *v)
 	return err;
 }
 
-int main(void)
+/*
+ * --known IDS: stories (e.g. "c,e") whose disagreement is a known, open
+ * difference explained in the table's notes; they are still printed and
+ * counted, but do not fail the run (make test uses it so that every other
+ * row guards against regressions; `make numa` runs strict).
+ */
+int main(int argc, char **argv)
 {
 	struct timespec t0, t1;
-	int disagree = 0;
+	int disagree = 0, known = 0;
+	const char *known_ids = argc > 2 && !strcmp(argv[1], "--known") ? argv[2] : "";
 
 	ps = (size_t)sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -939,9 +946,18 @@ int main(void)
 	printf("%-3s %-44s | %-34s | %-34s | %s\n", "", "step", "kernel", "samepage", "agree");
 	for (size_t i = 0; i < sizeof(stories) / sizeof(stories[0]); i++) {
 		printf("%s) %s\n", stories[i].id, stories[i].title);
-		disagree += print_story(&stories[i]);
+		int d = print_story(&stories[i]);
+
+		if (d && strstr(known_ids, stories[i].id))
+			known += d;
+		else
+			disagree += d;
 	}
-	printf("\n%d rows disagree; %.1f s\n", disagree,
+	printf("\n%d rows disagree", disagree + known);
+	if (known)
+		printf(" (%d of them in stories %s: the known differences in the notes)", known,
+		       known_ids);
+	printf("; %.1f s\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	return disagree ? 1 : 0;
 }
