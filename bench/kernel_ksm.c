@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -271,7 +272,7 @@ static int set_reference_knobs(const struct bench_opts *o)
 	return err ? -EIO : 0;
 }
 
-int bench_kernel_run(const struct bench_opts *o, struct bench_result *r)
+static int kernel_run_locked(const struct bench_opts *o, struct bench_result *r)
 {
 	struct bench_layout l;
 	size_t region_bytes = o->pages * BENCH_PAGE_SIZE;
@@ -442,5 +443,26 @@ int bench_kernel_converge_mergeable(const struct bench_opts *o, struct bench_res
 	r->stable_node_dups = sysfs_long("stable_node_dups");
 out:
 	knobs_release();
+	return err;
+}
+
+/*
+ * The kernel's KSM is one per machine: other runs of ours (tests, other
+ * benchmarks) take the same lock around their use of it.
+ */
+int bench_kernel_run(const struct bench_opts *o, struct bench_result *r)
+{
+	int lock = open("/tmp/samepage-kernel-ksm.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+
+	if (lock >= 0 && flock(lock, LOCK_EX)) {
+		close(lock);
+		lock = -1;
+	}
+	int err = kernel_run_locked(o, r);
+
+	if (lock >= 0) {
+		flock(lock, LOCK_UN);
+		close(lock);
+	}
 	return err;
 }
