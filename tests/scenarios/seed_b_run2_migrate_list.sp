@@ -15,13 +15,11 @@ scan full 2
 expect pages_shared 2
 expect pages_sharing 3
 migrate A 0 1
-# A:0 moves to B's page; A's node stays parked with A:1 and A:2
-scan 1
-expect-shared A 0 B 0
-expect-shared A 1 A 2
+# A's node is parked on migrate_nodes until a scan meets one of its pages
+expect-shared A 0 A 2
 expect pages_shared 2
 expect pages_sharing 3
-# A's parked KSM page goes to swap cache (A:1 and A:2 hold swap entries):
+# A's parked KSM page goes to swap cache (A:0..A:2 hold swap entries):
 # run=2 cannot unmap it, yet must remove its node from migrate_nodes
 swapout A 1
 expect pages_shared 2
@@ -39,8 +37,10 @@ check
 # with run=1 a swapin maps a KSM page again only if its stable node still
 # exists: the parked node must be gone, so these are copies
 set run 1
+swapin A 0
 swapin A 1
 swapin A 2
+expect-ksm A 0 no
 expect-ksm A 1 no
 expect-ksm A 2 no
 expect-not-shared A 1 A 2
