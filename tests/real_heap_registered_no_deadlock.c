@@ -34,9 +34,17 @@ static int child(void)
 	unsigned long hs = 0, he = 0;
 
 	CHECK(f);
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, "[heap]"))
-			CHECK(sscanf(line, "%lx-%lx", &hs, &he) == 2);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+
+		/* (the heap may be several mappings: take them all) */
+		if (strstr(line, "[heap]") && sscanf(line, "%lx-%lx", &s, &e) == 2) {
+			if (!hs || s < hs)
+				hs = s;
+			if (e > he)
+				he = e;
+		}
+	}
 	fclose(f);
 	if (he <= hs || (uintptr_t)blk[0] < hs || (uintptr_t)blk[0] >= he) {
 		printf("SKIP real_heap_registered_no_deadlock: malloc does not use the brk "
