@@ -382,28 +382,39 @@ static int all_registered(struct samepage *sp, const char *who, void *addr, size
 	return 0;
 }
 
-int samepage_free(struct samepage *sp, void *addr, size_t len)
+/*
+ * The arguments of samepage_free/discard: a valid handle, a non-empty area,
+ * every page of it registered.  On success the lock is held.
+ */
+static int lock_registered(struct samepage *sp, const char *who, void *addr, size_t len,
+			   uint64_t *a, uint64_t *b)
 {
 	int err = sp_check_handle(sp);
-	uint64_t a, b;
 
 	if (err)
 		return err;
 	if (len == 0) {
-		sp_set_error("samepage_free: zero length");
+		sp_set_error("%s: zero length", who);
 		return -EINVAL;
 	}
-	err = check_area(sp, addr, len, &a, &b);
+	err = check_area(sp, addr, len, a, b);
 	if (err)
 		return err;
-	uint64_t sh = sp->os.page_shift;
-
 	sp_lock(sp);
-	err = all_registered(sp, "samepage_free", addr, len, a, b);
-	if (err) {
+	err = all_registered(sp, who, addr, len, *a, *b);
+	if (err)
 		sp_unlock(sp);
+	return err;
+}
+
+int samepage_free(struct samepage *sp, void *addr, size_t len)
+{
+	uint64_t a, b, sh;
+	int err = lock_registered(sp, "samepage_free", addr, len, &a, &b);
+
+	if (err)
 		return err;
-	}
+	sh = sp->os.page_shift;
 	/* the content goes away: no copies */
 	if (ksm_mm_registered(sp->ksm, sp))
 		err = ksm_unmerge_range(sp->ksm, sp, a >> sh, b >> sh, SP_UNMERGE_DISCARD);
@@ -420,28 +431,15 @@ int samepage_free(struct samepage *sp, void *addr, size_t len)
 
 int samepage_discard(struct samepage *sp, void *addr, size_t len)
 {
-	int err = sp_check_handle(sp);
 	uint64_t a, b;
+	int err = lock_registered(sp, "samepage_discard", addr, len, &a, &b);
 
 	if (err)
 		return err;
-	if (len == 0) {
-		sp_set_error("samepage_discard: zero length");
-		return -EINVAL;
-	}
-	err = check_area(sp, addr, len, &a, &b);
-	if (err)
-		return err;
-	uint64_t sh = sp->os.page_shift;
-
-	sp_lock(sp);
-	err = all_registered(sp, "samepage_discard", addr, len, a, b);
-	if (!err) {
-		err = sp_discard_range(sp, a >> sh, b >> sh);
-		if (err)
-			sp_set_error("samepage_discard: %s", strerror(-err));
-	}
+	err = sp_discard_range(sp, a >> sp->os.page_shift, b >> sp->os.page_shift);
 	sp_unlock(sp);
+	if (err)
+		sp_set_error("samepage_discard: %s", strerror(-err));
 	return err;
 }
 

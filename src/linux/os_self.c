@@ -514,6 +514,21 @@ int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot)
 	return m == MAP_FAILED ? -errno : 0;
 }
 
+/* A replacement (still our own scratch memory) gets the protection and
+ * the flags of the mapping it will replace. */
+static int give_prot_flags(void *p, size_t len, int prot, unsigned int flags)
+{
+	if (prot != (PROT_READ | PROT_WRITE) && mprotect(p, len, prot))
+		return -errno;
+	if ((flags & SP_VMA_DONTFORK) && madvise(p, len, MADV_DONTFORK))
+		return -errno;
+	if ((flags & SP_VMA_DONTDUMP) && madvise(p, len, MADV_DONTDUMP))
+		return -errno;
+	if ((flags & SP_VMA_LOCKED) && mlock(p, len))
+		return -errno;
+	return 0;
+}
+
 int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot,
 		     unsigned int flags)
 {
@@ -525,15 +540,8 @@ int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot,
 		return -errno;
 	int err = sp_os_read(os, vpn, n, st);
 
-	/* the replacement keeps the mapping's protection and flags */
-	if (!err && prot != (PROT_READ | PROT_WRITE) && mprotect(st, len, prot))
-		err = -errno;
-	if (!err && (flags & SP_VMA_DONTFORK) && madvise(st, len, MADV_DONTFORK))
-		err = -errno;
-	if (!err && (flags & SP_VMA_DONTDUMP) && madvise(st, len, MADV_DONTDUMP))
-		err = -errno;
-	if (!err && (flags & SP_VMA_LOCKED) && mlock(st, len))
-		err = -errno;
+	if (!err)
+		err = give_prot_flags(st, len, prot, flags);
 	if (err) {
 		munmap(st, len);
 		return err;
@@ -600,14 +608,8 @@ int sp_os_rebuild(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned
 			err = sp_os_read(os, vpn + c + i, j - i, dst + (i << os->page_shift));
 			i = j;
 		}
-		if (!err && prot != (PROT_READ | PROT_WRITE) && mprotect(dst, clen, prot))
-			err = -errno;
-		if (!err && (flags & SP_VMA_DONTFORK) && madvise(dst, clen, MADV_DONTFORK))
-			err = -errno;
-		if (!err && (flags & SP_VMA_DONTDUMP) && madvise(dst, clen, MADV_DONTDUMP))
-			err = -errno;
-		if (!err && (flags & SP_VMA_LOCKED) && mlock(dst, clen))
-			err = -errno;
+		if (!err)
+			err = give_prot_flags(dst, clen, prot, flags);
 		if (!err && raw_mremap(dst, clen, clen, MREMAP_MAYMOVE | MREMAP_FIXED,
 				       vaddr(os, vpn + c)) == MAP_FAILED)
 			err = -errno;
