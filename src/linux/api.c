@@ -80,7 +80,7 @@ static void destroy(struct samepage *sp)
 		close(sp->stop_pipe[1]);
 	pthread_cond_destroy(&sp->wake);
 	pthread_mutex_destroy(&sp->lock);
-	free(sp);
+	munmap(sp, sizeof(*sp));
 }
 
 int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
@@ -90,8 +90,14 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		return -EINVAL;
 	}
 	*spp = NULL;
-	struct samepage *sp = calloc(1, sizeof(*sp));
+	/* our own state in a mapping of its own, never in the heap: the
+	 * application may register its heap, and these pages are excluded
+	 * from registration (own_page()) */
+	struct samepage *sp = mmap(NULL, sizeof(*sp), PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
+	if (sp == MAP_FAILED)
+		sp = NULL;
 	if (!sp) {
 		sp_set_error("samepage_open: out of memory");
 		return -ENOMEM;
@@ -204,6 +210,17 @@ void *sp_linux_mm(struct samepage *sp)
 	return sp;
 }
 
+/* Is page @vpn one of the library's own (its state, its page buffers)? */
+static bool own_page(struct samepage *sp, uint64_t vpn)
+{
+	uint64_t sh = sp->os.page_shift;
+	uint64_t s0 = (uintptr_t)sp >> sh, s1 = ((uintptr_t)sp + sizeof(*sp) - 1) >> sh;
+	uint64_t b0 = (uintptr_t)sp->os.ring >> sh;
+	uint64_t b1 = b0 + (sp->os.bufs_len >> sh);
+
+	return (vpn >= s0 && vpn <= s1) || (vpn >= b0 && vpn < b1);
+}
+
 static int madvise_mergeable(struct samepage *sp, uint64_t a, uint64_t b, bool *gap)
 {
 	struct sp_vma *v = NULL;
@@ -226,9 +243,13 @@ static int madvise_mergeable(struct samepage *sp, uint64_t a, uint64_t b, bool *
 				p = r->end;
 				continue;
 			}
+			if (own_page(sp, p)) {
+				p++;	/* never registered: see own_page() */
+				continue;
+			}
 			uint64_t q = p + 1;
 
-			while (q < (y >> sh) && !sp_range_find(sp, q))
+			while (q < (y >> sh) && !sp_range_find(sp, q) && !own_page(sp, q))
 				q++;
 			/* private anonymous, readable, nothing the replacement
 			 * mapping would change or corrupt */
