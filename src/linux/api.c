@@ -62,6 +62,11 @@ static long read_max_map_count(void)
 	return v;
 }
 
+/* LeakSanitizer (when the program has it) must look into our own mapping:
+ * the engine's heap objects are reachable only from there. */
+extern void __lsan_register_root_region(const void *p, size_t size) __attribute__((weak));
+extern void __lsan_unregister_root_region(const void *p, size_t size) __attribute__((weak));
+
 static void destroy(struct samepage *sp)
 {
 	if (sp->ksm)
@@ -80,6 +85,8 @@ static void destroy(struct samepage *sp)
 		close(sp->stop_pipe[1]);
 	pthread_cond_destroy(&sp->wake);
 	pthread_mutex_destroy(&sp->lock);
+	if (__lsan_unregister_root_region)
+		__lsan_unregister_root_region(sp, sizeof(*sp));
 	munmap(sp, sizeof(*sp));
 }
 
@@ -98,6 +105,8 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 
 	if (sp == MAP_FAILED)
 		sp = NULL;
+	else if (__lsan_register_root_region)
+		__lsan_register_root_region(sp, sizeof(*sp));	/* it points into the heap */
 	if (!sp) {
 		sp_set_error("samepage_open: out of memory");
 		return -ENOMEM;
