@@ -19,19 +19,7 @@
 
 static const char *real_test_name = "real";
 
-#define FAIL(...) do { \
-	fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__); \
-	fprintf(stderr, __VA_ARGS__); \
-	fputc('\n', stderr); \
-	exit(1); \
-} while (0)
-
-#define CHECK(cond) do { if (!(cond)) FAIL("%s", #cond); } while (0)
-
-#define CHECK_EQ(a, b) do { \
-	long long _a = (long long)(a), _b = (long long)(b); \
-	if (_a != _b) FAIL("%s == %lld, expected %s == %lld", #a, _a, #b, _b); \
-} while (0)
+#include "test_check.h"
 
 static inline size_t page_size(void)
 {

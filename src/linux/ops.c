@@ -163,6 +163,21 @@ static int op_pfn_page(void *be, uint64_t pfn, struct sp_page *pg)
 	return 0;
 }
 
+/*
+ * The registered range holding (@mm, @vpn), with the page's index in *@i,
+ * once no pending run holds the page any more; NULL if it is not ours.
+ */
+static struct sp_range *merge_target(struct samepage *sp, uint64_t vpn, uint64_t *i)
+{
+	if (sp_in_pending(sp, vpn))
+		sp_flush(sp);
+	struct sp_range *r = sp_range_find(sp, vpn);
+
+	if (r)
+		*i = vpn - r->start;
+	return r;
+}
+
 /* Does record @rec still stand for the page the engine saw as @seen? */
 static bool still_seen(uint32_t rec, const struct sp_page *seen)
 {
@@ -182,22 +197,17 @@ static int op_merge(void *be, void *mm, uint64_t vpn, const struct sp_page *seen
 
 	if (mm != sp)
 		return -EINVAL;
-	struct sp_range *r = sp_range_find(sp, vpn);
+	uint64_t i = 0;
+	struct sp_range *r = merge_target(sp, vpn, &i);
 	struct sp_slot *s = slot_get(sp, kpfn);
 
-	if (!r || !s || !(s->flags & SLOT_USED))
+	if (!r || !s || !(s->flags & SLOT_USED) || !still_seen(r->rec[i], seen))
 		return -EAGAIN;
-	uint64_t i = vpn - r->start;
 	uint32_t id = (uint32_t)kpfn;
-
-	if (!still_seen(r->rec[i], seen))
-		return -EAGAIN;
 	uint32_t rec = (s->flags & SLOT_ZERO) ? (REC_ANON | id) : id;
 
 	if (r->rec[i] == rec)
 		return -EAGAIN;		/* already maps it */
-	if (sp_in_pending(sp, vpn))
-		sp_flush(sp);
 	if (!sp_page_replaceable(sp, vpn, r->rec[i]))
 		return -EAGAIN;
 	if (!sp_budget_ok(sp, r, i, rec))
@@ -222,16 +232,11 @@ static int op_merge_zero(void *be, void *mm, uint64_t vpn, const struct sp_page 
 
 	if (mm != sp)
 		return -EINVAL;
-	struct sp_range *r = sp_range_find(sp, vpn);
+	uint64_t i = 0;
+	struct sp_range *r = merge_target(sp, vpn, &i);
 
-	if (!r)
+	if (!r || r->rec[i] == REC_ANON || !still_seen(r->rec[i], seen))
 		return -EAGAIN;
-	uint64_t i = vpn - r->start;
-
-	if (r->rec[i] == REC_ANON || !still_seen(r->rec[i], seen))
-		return -EAGAIN;
-	if (sp_in_pending(sp, vpn))
-		sp_flush(sp);
 	if (!sp_page_replaceable(sp, vpn, r->rec[i]))
 		return -EAGAIN;
 	if (!sp_budget_ok(sp, r, i, REC_ANON))
@@ -246,16 +251,14 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 
 	if (mm != sp)
 		return -EINVAL;
-	struct sp_range *r = sp_range_find(sp, vpn);
+	uint64_t i = 0;
+	struct sp_range *r = merge_target(sp, vpn, &i);
 
 	if (!r)
 		return -EAGAIN;
-	uint64_t i = vpn - r->start;
 	int nid = seen && seen->nid >= 0 && seen->nid < sp->nr_nodes ? seen->nid : 0;
 	int64_t hint = -1;
 
-	if (sp_in_pending(sp, vpn))
-		sp_flush(sp);
 	if (!sp_page_replaceable(sp, vpn, r->rec[i]))
 		return -EAGAIN;
 	/* consecutive store offsets for consecutive pages */
