@@ -42,7 +42,11 @@
  *     memory copies pages through the kernel) or the page itself, whose
  *     content may change under a concurrent writer: the engine only uses
  *     it to order trees and to choose candidates; merge re-checks content
- *     after write-protecting, so a race loses a merge, never a write.
+ *     after write-protecting, so a race loses a merge, never a write.  A
+ *     backend without data in follow_page (read_page) may see the engine
+ *     take an unstable tree page as equal to the candidate without reading
+ *     it, when the checksum and prefix it was inserted with are the
+ *     candidate's: that check is then the merge's alone.
  *   - Merges may be deferred.  A merge, merge_zero or make_ksm that
  *     returned 0 is certain only after the next flush: until then the
  *     backend may still undo it (a writer touched the page, or its mapping
@@ -152,7 +156,9 @@ struct sp_backend_ops {
 	 * make_ksm - turn the page mapped at (@mm, @vpn), seen as @seen, into
 	 * a new KSM page, write-protected, still mapped at (@mm, @vpn), with no
 	 * back pointer yet.  (The simulator converts the page in place; real
-	 * memory copies it into its store after write-protecting it.)  Sets
+	 * memory copies @seen's content into its store at once, and maps the
+	 * page there only once it has checked, write-protected, at the flush,
+	 * that the page still holds exactly that.)  Sets
 	 * *kpfn.  -EAGAIN if the page changed meanwhile.
 	 */
 	int (*make_ksm)(void *be, void *mm, uint64_t vpn,

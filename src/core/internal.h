@@ -372,7 +372,7 @@ void free_stable_node(struct ksm *ksm, struct stable_node *node);
 /* unstable.c */
 void remove_rmap_item_from_tree(struct ksm *ksm, struct rmap_item *item);
 struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item *item,
-					      const struct sp_page *page,
+					      const struct sp_page *page, uint32_t checksum,
 					      struct sp_page *tree_page);
 
 /* scan.c */

@@ -45,21 +45,23 @@ void remove_rmap_item_from_tree(struct ksm *ksm, struct rmap_item *item)
 
 /*
  * unstable_tree_search_insert - look for a page equal to @page in the
- * unstable tree of its node.  Returns the tree item found (its page in
+ * unstable tree of its node (@checksum: @page's).  Returns the tree item found (its page in
  * *@tree_page), or NULL after inserting @item (or after giving up: a tree
  * page that went away, or an equal page on another node, ends the search
  * without inserting, as in the kernel).
  *
  * Where samepage differs from the kernel, on purpose: each item records the
  * first two bytes of its page when inserted, and a level whose prefix
- * differs from @page's is decided by the prefixes alone.  That spares a
- * cache miss on a cold page at most levels, and keeps the tree a valid
+ * differs from @page's is decided by the prefixes alone, without looking
+ * the tree page up at all.  That spares the lookup and a cache miss on a cold
+ * page at most levels (a tree page that went away is then noticed only where
+ * the walk needs its content, not on the way there), and keeps the tree a valid
  * search tree even when its pages change meanwhile (the kernel's tree then
  * goes out of order and misses merges).  Equal prefixes compare the current
  * pages in full, so a merge is still only ever decided on current content.
  */
 struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item *item,
-					      const struct sp_page *page,
+					      const struct sp_page *page, uint32_t checksum,
 					      struct sp_page *tree_page)
 {
 	const struct sp_backend_ops *ops = ksm->be.ops;
@@ -73,22 +75,35 @@ struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item 
 		struct ksm_mm_slot *slot = rmap_slot(ksm, tree_item);
 		int ret;
 
-		if (slot->exiting ||
-		    ops->follow_page(ksm->be.be, slot->mm, tree_item->vpn, tree_page) ||
-		    tree_page->kind != SP_PAGE_ANON)
+		if (slot->exiting)
 			return NULL;
-		/* Never merge a page with itself (shared by fork). */
-		if (tree_page->pfn == page->pfn)
-			return NULL;
-		if (key != tree_item->key)
+		if (key != tree_item->key) {
+			/* decided without the tree page (see above) */
 			ret = key < tree_item->key ? -1 : 1;
-		else if (!tree_page->data &&
-			 (!ops->read_page ||
-			  ops->read_page(ksm->be.be, slot->mm, tree_item->vpn, tree_page) ||
-			  !tree_page->data))
+		} else if (ops->follow_page(ksm->be.be, slot->mm, tree_item->vpn, tree_page) ||
+			   tree_page->kind != SP_PAGE_ANON ||
+			   /* never merge a page with itself (shared by fork) */
+			   tree_page->pfn == page->pfn) {
+			return NULL;
+		} else if (!tree_page->data && tree_item->oldchecksum == checksum) {
+			/*
+			 * Equal prefixes and checksums: taken as equal without
+			 * reading the page.  The backend checks every page
+			 * against the KSM page under write protection before
+			 * it maps it, so a page that differs after all (a
+			 * checksum collision, or written since it was
+			 * inserted) is simply not merged, as if written right
+			 * after the merge.
+			 */
+			ret = 0;
+		} else if (!tree_page->data &&
+			   (!ops->read_page ||
+			    ops->read_page(ksm->be.be, slot->mm, tree_item->vpn, tree_page) ||
+			    !tree_page->data)) {
 			return NULL;	/* gone meanwhile */
-		else
+		} else {
 			ret = ksm_memcmp_pages(ksm, page->data, tree_page->data);
+		}
 		parent = *link;
 		if (ret < 0) {
 			link = &parent->left;

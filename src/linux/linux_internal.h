@@ -255,6 +255,7 @@ struct samepage {
 	long merges;			/* pages mapped to a KSM or zero page */
 	long runs_aborted;		/* runs given up for a parked writer */
 	long merges_refused;		/* pages whose mapping changed: not merged */
+	long merges_changed;		/* pages whose content changed: not merged */
 	atomic_long writers_parked;	/* uffd fault messages read */
 
 	/*
@@ -291,6 +292,7 @@ struct samepage {
 	X(runs_aborted, sp->runs_aborted)				\
 	X(merge_runs, sp->merge_runs)					\
 	X(merges_refused, sp->merges_refused)				\
+	X(merges_changed, sp->merges_changed)				\
 	X(writers_parked, atomic_load(&sp->writers_parked))
 
 enum check { CHECK_EQUAL, CHECK_ZERO, CHECK_COPY };

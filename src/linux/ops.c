@@ -289,7 +289,8 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 
 	if (zero)
 		s->flags |= SLOT_ZERO;	/* the hole already reads zeros */
-	int err = sp_merge_page(sp, r, i, zero ? (REC_ANON | id) : id, CHECK_COPY, NULL);
+	int err = sp_merge_page(sp, r, i, zero ? (REC_ANON | id) : id, CHECK_COPY,
+				seen ? seen->data : NULL);
 
 	if (err) {
 		sp_slot_free_unused(sp, id);
