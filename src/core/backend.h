@@ -37,16 +37,12 @@
  *   - struct sp_page::data stays readable until the next operation that may
  *     change memory (merge, merge_zero, make_ksm, unmerge, set_stable_node,
  *     flush), and across at least 64 further follow_page/scan_page/
- *     read_page/pfn_page calls (a tree walk keeps its candidate's content
+ *     pfn_page calls (a tree walk keeps its candidate's content
  *     while it looks at the tree's pages).  It may be a snapshot (real
  *     memory copies pages through the kernel) or the page itself, whose
  *     content may change under a concurrent writer: the engine only uses
  *     it to order trees and to choose candidates; merge re-checks content
- *     after write-protecting, so a race loses a merge, never a write.  A
- *     backend without data in follow_page (read_page) may see the engine
- *     take an unstable tree page as equal to the candidate without reading
- *     it, when the checksum and prefix it was inserted with are the
- *     candidate's: that check is then the merge's alone.
+ *     after write-protecting, so a race loses a merge, never a write.
  *   - Merges may be deferred.  A merge, merge_zero or make_ksm that
  *     returned 0 is certain only after the next flush: until then the
  *     backend may still undo it (a writer touched the page, or its mapping
@@ -97,7 +93,11 @@ struct sp_backend_ops {
 	/*
 	 * follow_page - describe what is mapped at (@mm, @vpn) now.  Never
 	 * faults anything in, never allocates.  Returns 0 (pg->kind may be
-	 * SP_PAGE_NONE), or a negative errno if @mm cannot be looked at.
+	 * SP_PAGE_NONE), or a negative errno if @mm cannot be looked at.  It
+	 * may leave pg->data NULL for an SP_PAGE_ANON page (reading it costs
+	 * real memory a system call): the unstable tree walk then takes the
+	 * page as equal to its candidate when their keys are equal, and the
+	 * merge's check of the content decides (unstable.c).
 	 */
 	int (*follow_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
 
@@ -109,16 +109,6 @@ struct sp_backend_ops {
 	 * call for many pages).
 	 */
 	int (*scan_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
-
-	/*
-	 * read_page - optional.  follow_page may leave pg->data NULL for an
-	 * SP_PAGE_ANON page (reading it costs a system call for real memory,
-	 * and a tree walk needs most pages only by their cached prefix); the
-	 * engine then calls read_page with the same (@mm, @vpn, @pg) when it
-	 * needs the content, which sets pg->data or returns an error (the
-	 * page went away).  scan_page always sets data.
-	 */
-	int (*read_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
 
 	/*
 	 * pfn_page - describe the page @pfn (a KSM page the engine knows by

@@ -127,7 +127,7 @@ static int look(struct samepage *sp, void *mm, uint64_t vpn, struct sp_page *pg,
 		if (!pg->data)
 			return 0;	/* gone meanwhile */
 	}
-	/* else read_page() reads it if the engine needs it */
+	/* else the engine never needs it (backend.h, follow_page) */
 	pg->kind = SP_PAGE_ANON;
 	pg->pfn = SP_PFN_ANON | vpn;	/* (space 0: this process) */
 	pg->nid = nid;
@@ -142,16 +142,6 @@ static int op_follow_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 static int op_scan_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 {
 	return look(be, mm, vpn, pg, true);
-}
-
-static int op_read_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
-{
-	struct samepage *sp = be;
-
-	if (mm != sp || pg->kind != SP_PAGE_ANON)
-		return -EINVAL;
-	pg->data = sp_os_data(&sp->os, vpn, 0);
-	return pg->data ? 0 : -EFAULT;
 }
 
 static int op_pfn_page(void *be, uint64_t pfn, struct sp_page *pg)
@@ -334,7 +324,6 @@ const struct sp_backend_ops sp_linux_ops = {
 	.find_range = op_find_range,
 	.follow_page = op_follow_page,
 	.scan_page = op_scan_page,
-	.read_page = op_read_page,
 	.pfn_page = op_pfn_page,
 	.merge = op_merge,
 	.merge_zero = op_merge_zero,
