@@ -36,9 +36,9 @@
  *     backend may make from inside an operation.
  *   - struct sp_page::data stays readable until the next operation that may
  *     change memory (merge, merge_zero, make_ksm, unmerge, set_stable_node,
- *     flush), and across at least 64 further follow_page/scan_page/
- *     pfn_page calls (a tree walk keeps its candidate's content
- *     while it looks at the tree's pages).  It may be a snapshot (real
+ *     flush), and across at least 64 further follow_page/pfn_page calls
+ *     (a tree walk keeps its candidate's content while it looks at the
+ *     tree's pages); scan_page's only until the next scan_page call.  It may be a snapshot (real
  *     memory copies pages through the kernel) or the page itself, whose
  *     content may change under a concurrent writer: the engine only uses
  *     it to order trees and to choose candidates; merge re-checks content

@@ -63,7 +63,7 @@ struct sp_vma {
 	bool exec;		/* executable */
 };
 
-#define SP_OS_RING	128	/* page copies handed out by sp_os_data() */
+#define SP_OS_RING	128	/* page copies handed out by sp_os_data() out of order */
 #define SP_OS_AHEAD	32	/* pages read ahead in one call */
 
 struct sp_os {
@@ -79,8 +79,9 @@ struct sp_os {
 	/* test hook: the node of the page at @addr, replacing move_pages() */
 	int (*node_of)(void *arg, const void *addr, bool store);
 	void *node_arg;
-	/* page buffers (our own mapping) */
-	char *ring, *ra, *tmp;
+	/* page buffers (our own mapping): copies handed out, the read-ahead
+	 * window (handed out in place), the merge check's, one spare */
+	char *ring, *ra, *chk, *tmp;
 	size_t bufs_len;
 	unsigned int ring_next;
 	uint64_t ra_start;	/* read-ahead window [ra_start, +ra_n) */
@@ -109,8 +110,8 @@ int sp_os_own_node(struct sp_os *os, void *addr, int fallback);
 
 /* content (read through the kernel: any protection, never a fault) */
 int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf);
-/* a copy of present page @vpn (reading @ahead present pages after it
- * along); valid for the next SP_OS_RING - 1 calls; NULL if unreadable */
+/* the content of present page @vpn (reading @ahead present pages after
+ * it along); valid until the next call; NULL if unreadable */
 const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead);
 void sp_os_invalidate(struct sp_os *os);	/* forget the read-ahead */
 bool sp_os_equal(struct sp_os *os, uint64_t vpn, const void *want);

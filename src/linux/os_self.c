@@ -106,14 +106,15 @@ void sp_os_invalidate(struct sp_os *os)
 /*
  * The content of the present page @vpn, with @ahead more pages after it
  * read along (the scan goes in address order); @ahead > 0 only when the
- * caller saw this page and those exclusively mapped.  The returned copy
- * stays valid for the next SP_OS_RING - 1 calls.
+ * caller saw this page and those exclusively mapped.  The content is
+ * handed out where it was read (the window) or copied: valid until the
+ * next call at least.
  */
 const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead)
 {
-	char *dst = os->ring + (size_t)(os->ring_next++ % SP_OS_RING) * os->page;
-
 	if (!(vpn >= os->ra_start && vpn < os->ra_start + os->ra_n)) {
+		char *dst = os->ring + (size_t)(os->ring_next++ % SP_OS_RING) * os->page;
+
 		if (!ahead) {
 			/* a lookup out of order: keep the scan's window */
 			return sp_os_read(os, vpn, 1, dst) ? NULL : dst;
@@ -130,8 +131,7 @@ const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead)
 		os->ra_start = vpn;
 		os->ra_n = ahead + 1;
 	}
-	memcpy(dst, os->ra + ((vpn - os->ra_start) << os->page_shift), os->page);
-	return dst;
+	return os->ra + ((vpn - os->ra_start) << os->page_shift);
 }
 
 bool sp_os_equal(struct sp_os *os, uint64_t vpn, const void *want)
@@ -411,7 +411,7 @@ int sp_os_open(struct sp_os *os)
 		sp_set_error("samepage: cannot open /proc/self/mem: %s", strerror(errno));
 		return err;
 	}
-	size_t bytes = (SP_OS_RING + SP_OS_AHEAD + 1) * os->page;
+	size_t bytes = (SP_OS_RING + 2 * SP_OS_AHEAD + 1) * os->page;
 	char *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			 -1, 0);
 
@@ -421,7 +421,8 @@ int sp_os_open(struct sp_os *os)
 	}
 	os->ring = buf;
 	os->ra = buf + SP_OS_RING * os->page;
-	os->tmp = os->ra + SP_OS_AHEAD * os->page;
+	os->chk = os->ra + SP_OS_AHEAD * os->page;
+	os->tmp = os->chk + SP_OS_AHEAD * os->page;
 	os->bufs_len = bytes;
 	return 0;
 }
