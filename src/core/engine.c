@@ -75,6 +75,7 @@ int ksm_create(struct ksm **ksmp, const struct sp_backend *backend)
 	list_init(&ksm->migrate_nodes);
 	list_init(&ksm->mm_head);
 	ksm->zero_checksum = ksm_calc_checksum(ksm, ksm->zero_page);
+	ksm->gone_epoch = 1;	/* (0: a node never found valid) */
 	*ksmp = ksm;
 	return 0;
 }

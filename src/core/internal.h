@@ -193,6 +193,8 @@ struct stable_node {
 					 * tree order without touching the page (KSM
 					 * pages never change; a chain has its dups') */
 	uint64_t chain_prune_time;	/* is_chain: last full prune (ms) */
+	uint64_t valid_epoch;		/* !is_chain: ksm->gone_epoch when its page
+					 * was last found to be its own */
 	int rmap_hlist_len;		/* !is_chain: items on hlist; chain: dups */
 	int nid;			/* nid of the tree holding it (chain's for a dup) */
 	uint8_t place;			/* enum stable_node_place */
@@ -306,6 +308,7 @@ struct ksm {
 	struct rmap_item *free_items;	/* free rmap_items, via rmap_list */
 	long nr_slabs;
 	uint32_t zero_checksum;		/* checksum of a zero-filled page */
+	uint64_t gone_epoch;		/* ksm_page_gone() calls, from 1 */
 	void *zero_page;		/* page_size zero bytes */
 	bool unmerging;			/* run=2 in progress */
 };

@@ -447,6 +447,8 @@ void sp_slot_release(struct samepage *sp, uint32_t id)
 		return;
 	if (--s->count)
 		return;
+	if (s->node)
+		ksm_page_gone(sp->ksm);	/* its stable node is stale now */
 	s->node = NULL;
 	if (s->flags & SLOT_ZERO) {
 		slot_reclaim(sp, id);
