@@ -181,7 +181,17 @@ enum stable_node_place {
  * max_page_sharing made several KSM pages of the same content).
  */
 struct stable_node {
+	/* what a tree walk reads at each level, together at the start */
 	struct rb_node node;		/* SN_TREE: link in root_stable_tree[nid] */
+	uint64_t key;			/* first 8 bytes of the page, big-endian: the
+					 * tree order without touching the page (KSM
+					 * pages never change; a chain has its dups') */
+	uint64_t valid_epoch;		/* !is_chain: ksm->gone_epoch when its page
+					 * was last found to be its own */
+	bool is_chain;			/* a chain: no page of its own */
+	uint8_t place;			/* enum stable_node_place */
+	int nid;			/* nid of the tree holding it (chain's for a dup) */
+	/* the rest */
 	struct list_head list;		/* SN_MIGRATE: on migrate_nodes;
 					 * SN_DUP: on chain->dups */
 	struct stable_node *chain;	/* SN_DUP: the chain holding it */
@@ -189,16 +199,8 @@ struct stable_node {
 	struct list_head dups;		/* is_chain: its dups, candidates first */
 	uint64_t kpfn;			/* !is_chain: the KSM page (may be on another
 					 * node than nid after a migration) */
-	uint64_t key;			/* first 8 bytes of the page, big-endian: the
-					 * tree order without touching the page (KSM
-					 * pages never change; a chain has its dups') */
 	uint64_t chain_prune_time;	/* is_chain: last full prune (ms) */
-	uint64_t valid_epoch;		/* !is_chain: ksm->gone_epoch when its page
-					 * was last found to be its own */
 	int rmap_hlist_len;		/* !is_chain: items on hlist; chain: dups */
-	int nid;			/* nid of the tree holding it (chain's for a dup) */
-	uint8_t place;			/* enum stable_node_place */
-	bool is_chain;			/* a chain: no page of its own */
 };
 
 /* ---- mm_slot ------------------------------------------------------------- */

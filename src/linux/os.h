@@ -110,6 +110,9 @@ int sp_os_own_node(struct sp_os *os, void *addr, int fallback);
 
 /* content (read through the kernel: any protection, never a fault) */
 int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf);
+/* the same, through process_vm_readv where the pages are exclusive now
+ * (@n <= SP_OS_AHEAD) */
+int sp_os_read_any(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf);
 /* the content of present page @vpn (reading @ahead present pages after
  * it along); valid until the next call; NULL if unreadable */
 const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead);

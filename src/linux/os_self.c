@@ -98,6 +98,35 @@ static int read_exclusive(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
 	return sp_os_read(os, vpn + done, n - done, (char *)buf + (done << os->page_shift));
 }
 
+/*
+ * @n pages from @vpn (n <= SP_OS_AHEAD), each read the cheaper way its
+ * pagemap entry allows now: process_vm_readv for the pages mapped by this
+ * process alone, /proc/self/mem for the rest.
+ */
+int sp_os_read_any(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
+{
+	uint64_t e[SP_OS_AHEAD];
+
+	if (n > SP_OS_AHEAD || sp_os_pagemap(os, vpn, e, (uint32_t)n) != (int)n)
+		return sp_os_read(os, vpn, n, buf);
+	for (uint64_t i = 0; i < n;) {
+		bool excl = (e[i] & (PM_PRESENT | PM_EXCL | PM_FILE)) == (PM_PRESENT | PM_EXCL);
+		uint64_t j = i + 1;
+
+		while (j < n && excl == ((e[j] & (PM_PRESENT | PM_EXCL | PM_FILE)) ==
+					 (PM_PRESENT | PM_EXCL)))
+			j++;
+		char *dst = (char *)buf + (i << os->page_shift);
+		int err = excl ? read_exclusive(os, vpn + i, j - i, dst) :
+				 sp_os_read(os, vpn + i, j - i, dst);
+
+		if (err)
+			return err;
+		i = j;
+	}
+	return 0;
+}
+
 void sp_os_invalidate(struct sp_os *os)
 {
 	os->ra_n = 0;
