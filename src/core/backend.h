@@ -34,6 +34,8 @@
  *     the engine, except for the notifications listed in ksm.h
  *     (ksm_zero_page_unmapped, ksm_migrate_page, ksm_enter for forks) which a
  *     backend may make from inside an operation.
+ *   - The engine allocates its memory only through zalloc/free (below),
+ *     when the backend provides them.
  *   - struct sp_page::data stays readable until the next operation that may
  *     change memory (merge, merge_zero, make_ksm, unmerge, set_stable_node,
  *     flush), and across at least 64 further follow_page/pfn_page calls
@@ -188,6 +190,22 @@ struct sp_backend_ops {
 	 * It may call ksm_enter() (a fork).
 	 */
 	void (*cond_resched)(void *be);
+
+	/*
+	 * zalloc, free - optional, both or neither (NULL: calloc and free).
+	 * Every byte of the engine's own state (the engine, its trees' roots,
+	 * mm_slots, rmap_items, stable nodes) comes from zalloc and goes back
+	 * through free, so that a backend can keep it out of the memory it
+	 * merges: a process that registers its own heap must not have the
+	 * engine write into pages the backend write-protected there.  zalloc
+	 * returns @size bytes (> 0) of zeroed memory aligned for any type, or
+	 * NULL (the engine then fails with -ENOMEM); free takes a block zalloc
+	 * returned, with the same @size (@p may be NULL).  Called like every
+	 * op (under the engine's lock), and also from ksm_create() and
+	 * ksm_destroy().  Neither may call back into the engine.
+	 */
+	void *(*zalloc)(void *be, size_t size);
+	void (*free)(void *be, void *p, size_t size);
 };
 
 /* unmerge flags */

@@ -329,6 +329,11 @@ static inline struct ksm_mm_slot *rmap_slot(const struct ksm *ksm,
 	return ksm->slots[item->slot];
 }
 
+/* The engine's memory: the backend's zalloc/free (backend.h), else calloc
+ * and free.  Zeroed; freed with the size it was allocated with. */
+void *ksm_zalloc(const struct sp_backend *be, size_t size);
+void ksm_free(const struct sp_backend *be, void *p, size_t size);
+
 uint32_t ksm_calc_checksum(const struct ksm *ksm, const void *data);
 int ksm_memcmp_pages(const struct ksm *ksm, const void *a, const void *b);
 

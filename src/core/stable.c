@@ -15,7 +15,7 @@ static inline const struct sp_backend_ops *ops(const struct ksm *ksm)
 
 static struct stable_node *alloc_stable_node(struct ksm *ksm)
 {
-	struct stable_node *node = calloc(1, sizeof(*node));
+	struct stable_node *node = ksm_zalloc(&ksm->be, sizeof(*node));
 
 	if (!node)
 		return NULL;
@@ -28,7 +28,7 @@ static struct stable_node *alloc_stable_node(struct ksm *ksm)
 void free_stable_node(struct ksm *ksm, struct stable_node *node)
 {
 	ksm->c.stable_nodes--;
-	free(node);
+	ksm_free(&ksm->be, node, sizeof(*node));
 }
 
 /*

@@ -9,8 +9,8 @@
  * reader can always let its writer go: it aborts the run (removes the
  * protection at once) without taking any lock the engine may hold.  This is
  * what makes it safe for the engine to touch memory the application
- * registered (the engine's own allocations may live in a registered heap,
- * an application thread calling samepage_scan() runs the engine on its own,
+ * registered (the library's own state is never there, arena.c, but an
+ * application thread calling samepage_scan() runs the engine on its own,
  * possibly registered, stack): a write of ours into a page we protected
  * parks us only until the reader has aborted that page's run.
  *
@@ -97,7 +97,7 @@ static const struct vmas *vmas_batch(struct samepage *sp, uint64_t lo, uint64_t 
 	if (sp->vma_cache_gen == sp->pm_gen && sp->vma_cache_lo <= lo &&
 	    sp->vma_cache_hi >= hi && vs->n >= 0)
 		return vs;
-	free(vs->v);
+	sp_arena_free(&sp->arena, vs->v);
 	/* the whole registered span: one read serves the batch */
 	uint64_t a = sp->nranges ? sp->ranges[0].start : lo;
 	uint64_t b = sp->nranges ? sp->ranges[sp->nranges - 1].end : hi;
@@ -115,7 +115,7 @@ static const struct vmas *vmas_batch(struct samepage *sp, uint64_t lo, uint64_t 
 
 void sp_vma_cache_free(struct samepage *sp)
 {
-	free(sp->vma_cache.v);
+	sp_arena_free(&sp->arena, sp->vma_cache.v);
 	sp->vma_cache.v = NULL;
 	sp->vma_cache.n = -1;
 	sp->vma_cache_gen = 0;
@@ -658,7 +658,7 @@ static void rebuild_ranges(struct samepage *sp, uint64_t start, uint64_t end)
 		if (ok && at >= (r->end << sp->os.page_shift))
 			(void)sp_os_rebuild(&sp->os, r->start, r->end - r->start, vs.v[0].prot,
 					    vs.v[0].flags & VMA_KEEP);
-		free(vs.v);
+		sp_arena_free(&sp->arena, vs.v);
 	}
 }
 
@@ -709,7 +709,7 @@ int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end, bool dis
 				int err = privatize_run(sp, r, v, w - v, vma, discard);
 
 				if (err) {
-					free(vs.v);
+					sp_arena_free(&sp->arena, vs.v);
 					return err;
 				}
 				converted = true;
@@ -722,7 +722,7 @@ int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end, bool dis
 			v++;
 		}
 	}
-	free(vs.v);
+	sp_arena_free(&sp->arena, vs.v);
 	if (converted && !discard)
 		rebuild_ranges(sp, start, end);
 	if (converted)
@@ -770,7 +770,7 @@ int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end)
 			err = sp_os_dontneed(&sp->os, a, b - a);
 		}
 	}
-	free(vs.v);
+	sp_arena_free(&sp->arena, vs.v);
 	sp_cache_invalidate(sp);
 	if (!err)
 		rebuild_ranges(sp, start, end);

@@ -320,6 +320,22 @@ static uint64_t op_now_ms(void *be)
 	return sp_now_ms();
 }
 
+/* The engine's memory: the arena, never the heap (arena.c). */
+static void *op_zalloc(void *be, size_t size)
+{
+	struct samepage *sp = be;
+
+	return sp_arena_alloc(&sp->arena, size);
+}
+
+static void op_free(void *be, void *p, size_t size)
+{
+	struct samepage *sp = be;
+
+	(void)size;
+	sp_arena_free(&sp->arena, p);
+}
+
 const struct sp_backend_ops sp_linux_ops = {
 	.find_range = op_find_range,
 	.follow_page = op_follow_page,
@@ -333,4 +349,6 @@ const struct sp_backend_ops sp_linux_ops = {
 	.set_stable_node = op_set_stable_node,
 	.now_ms = op_now_ms,
 	.cond_resched = NULL,
+	.zalloc = op_zalloc,
+	.free = op_free,
 };

@@ -66,7 +66,10 @@ struct sp_vma {
 #define SP_OS_RING	128	/* page copies handed out by sp_os_data() out of order */
 #define SP_OS_AHEAD	32	/* pages read ahead in one call */
 
+struct sp_arena;
+
 struct sp_os {
+	struct sp_arena *arena;	/* the library's own memory (sp_os_vmas' lists) */
 	int uffd;		/* our userfaultfd, write-protect mode */
 	int pagemap_fd;		/* /proc/self/pagemap */
 	int mem_fd;		/* /proc/self/mem: reads process_vm_readv refuses */
@@ -141,7 +144,7 @@ int sp_os_rebuild(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned
 /* what /proc says */
 long sp_os_count_vmas(struct sp_os *os);
 /* the VMAs over [a, b) (bytes); returns their number; *gap if part of
- * [a, b) is not mapped */
+ * [a, b) is not mapped; *out from os->arena (sp_arena_free) */
 int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out,
 	       bool *gap);
 

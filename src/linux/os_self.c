@@ -703,22 +703,79 @@ static unsigned int vm_flag(const char *fl)
 	return 0;
 }
 
+/*
+ * The lines of a /proc file, read without stdio: its buffers would be
+ * malloc'd, and nothing of ours lives in the heap (the application may
+ * register it).  A line longer than the buffer is cut (only the start of a
+ * line matters here).
+ */
+struct proc_lines {
+	int fd;
+	size_t len, pos;	/* bytes in buf; start of the next line */
+	bool eof, skip;		/* skip: the rest of a cut line */
+	char buf[16384];
+};
+
+/* The next line, NUL-terminated, without its newline; NULL at the end. */
+static char *proc_line(struct proc_lines *l)
+{
+	for (;;) {
+		char *s = l->buf + l->pos;
+		char *nl = memchr(s, '\n', l->len - l->pos);
+
+		if (l->skip) {
+			l->pos = nl ? (size_t)(nl - l->buf) + 1 : l->len;
+			l->skip = !nl;
+			if (nl)
+				continue;
+		} else if (nl) {
+			*nl = '\0';
+			l->pos = (size_t)(nl - l->buf) + 1;
+			return s;
+		} else if (l->eof) {
+			if (l->pos == l->len)
+				return NULL;
+			l->buf[l->len] = '\0';
+			l->pos = l->len;
+			return s;
+		} else if (l->pos == 0 && l->len == sizeof(l->buf) - 1) {
+			l->buf[l->len] = '\0';
+			l->pos = l->len;
+			l->skip = true;
+			return s;
+		}
+		memmove(l->buf, l->buf + l->pos, l->len - l->pos);
+		l->len -= l->pos;
+		l->pos = 0;
+		ssize_t got = read(l->fd, l->buf + l->len, sizeof(l->buf) - 1 - l->len);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			l->eof = true;
+		else
+			l->len += (size_t)got;
+	}
+}
+
 int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out, bool *gap)
 {
-	FILE *f = fopen("/proc/self/smaps", "re");
-	char *line = NULL;
-	size_t cap = 0, n = 0, c = 0;
+	struct proc_lines f;
+	char *line;
+	size_t n = 0, c = 0;
 	struct sp_vma *v = NULL, *cur = NULL;
 	uint64_t covered = a;
 
-	(void)os;
 	*gap = false;
 	*out = NULL;
-	if (!f) {
+	f.fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+	f.len = f.pos = 0;
+	f.eof = f.skip = false;
+	if (f.fd < 0) {
 		sp_set_error("samepage: cannot read /proc/self/smaps: %s", strerror(errno));
 		return -errno;
 	}
-	while (getline(&line, &cap, f) > 0) {
+	while ((line = proc_line(&f))) {
 		unsigned long long s, e, off = 0;
 		char perms[8] = "", path[256] = "";
 		unsigned long long ino = 0;
@@ -733,12 +790,12 @@ int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out, bo
 				path[0] = 0;
 			if (n == c) {
 				c = c ? 2 * c : 16;
-				struct sp_vma *nv = realloc(v, c * sizeof(*v));
+				struct sp_vma *nv = sp_arena_realloc(os->arena, v,
+								     c * sizeof(*v));
 
 				if (!nv) {
-					free(v);
-					free(line);
-					fclose(f);
+					sp_arena_free(os->arena, v);
+					close(f.fd);
 					return -ENOMEM;
 				}
 				v = nv;
@@ -771,8 +828,7 @@ int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out, bo
 			}
 		}
 	}
-	free(line);
-	fclose(f);
+	close(f.fd);
 	if (covered < b)
 		*gap = true;
 	*out = v;
