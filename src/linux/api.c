@@ -77,6 +77,9 @@ static void destroy(struct samepage *sp)
 		sp_arena_free(&sp->arena, sp->win[i]);
 	sp_store_fini(sp);
 	sp_vma_cache_free(sp);
+	/* (the threads were joined) */
+	sp_arena_free(&sp->arena, sp->scanner_stack);
+	sp_arena_free(&sp->arena, sp->reader_stack);
 	sp_arena_release(&sp->arena);
 	sp_os_close(&sp->os);
 	if (sp->stop_pipe[0] >= 0)
@@ -97,6 +100,35 @@ static bool registered_in(void *arg, uintptr_t lo, uintptr_t hi)
 	size_t i = sp_range_index(sp, lo >> sh);
 
 	return i < sp->nranges && sp->ranges[i].start < (hi >> sh);
+}
+
+/*
+ * Our threads run on stacks from the arena, so that they too are never
+ * registered: an application that registers every anonymous mapping it
+ * has would otherwise register them, and the fault reader could then park
+ * on a write to its own stack.
+ */
+#define SP_THREAD_STACK (1u << 20)
+
+static int start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *))
+{
+	pthread_attr_t attr;
+	int err;
+
+	*stack = sp_arena_alloc(&sp->arena, SP_THREAD_STACK);
+	if (!*stack)
+		return -ENOMEM;
+	err = -pthread_attr_init(&attr);
+	if (!err)
+		err = -pthread_attr_setstack(&attr, *stack, SP_THREAD_STACK);
+	if (!err)
+		err = -pthread_create(t, &attr, fn, sp);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		sp_arena_free(&sp->arena, *stack);
+		*stack = NULL;
+	}
+	return err;
 }
 
 int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
@@ -174,14 +206,14 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		sp_set_error("samepage: pipe: %s", strerror(errno));
 		goto fail;
 	}
-	err = -pthread_create(&sp->reader, NULL, sp_reader_main, sp);
+	err = start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main);
 	if (err) {
 		sp_set_error("samepage: cannot start the fault reader thread: %s",
 			     strerror(-err));
 		goto fail;
 	}
 	sp->reader_started = true;
-	err = -pthread_create(&sp->scanner, NULL, sp_scanner_main, sp);
+	err = start_thread(sp, &sp->scanner, &sp->scanner_stack, sp_scanner_main);
 	if (err) {
 		sp_set_error("samepage: cannot start the scanner thread: %s", strerror(-err));
 		goto fail;

@@ -313,6 +313,7 @@ struct samepage {
 	/* threads */
 	pthread_t scanner, reader;
 	bool scanner_started, reader_started;
+	void *scanner_stack, *reader_stack;	/* in the arena: never registered */
 	pthread_cond_t wake;
 	bool stop;
 	int stop_pipe[2];
