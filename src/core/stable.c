@@ -313,6 +313,8 @@ again:
 	parent = NULL;
 	while (*link) {
 		node = rb_entry(*link, struct stable_node, node);
+		__builtin_prefetch((*link)->left);	/* (see unstable.c) */
+		__builtin_prefetch((*link)->right);
 		/*
 		 * A plain node of another key, found valid since the last page
 		 * went away (ksm_page_gone), is passed without asking the
