@@ -280,8 +280,9 @@ static int cmp_with_node(const struct ksm *ksm, uint64_t key, const void *data,
  * - @page is a KSM page whose node is parked on migrate_nodes (seed 001):
  *   if no equal page lives in this node's tree, the parked node is slotted
  *   right into it with all its mappings (found = the parked node); if one
- *   does, found is that page, and the mappings move onto it one by one as
- *   the scanner visits them.
+ *   does and @page is mapped once, found is that page (seed 001 moved the
+ *   mappings onto it one by one; the kernel's merge of a KSM page into
+ *   another fails, see try_to_merge_with_ksm_page()).
  * - an equal node found misplaced (its page migrated) is parked, replaced by
  *   the parked node of @page if there is one.
  * - a parked node whose equal page is full joins that content's chain as a
@@ -342,8 +343,9 @@ again:
 			 * its mappings up in one go: it joins the content's
 			 * chain as a dup, keeping them (Linux since 4.13,
 			 * stable_node chains; seed 001 predates them and moved
-			 * the mappings one by one).  With one mapping it merges
-			 * into the equal page.
+			 * the mappings one by one).  With one mapping the equal
+			 * page is returned, and the merge into it fails as the
+			 * kernel's does (try_to_merge_with_ksm_page()).
 			 */
 			if (page_node && page->mapcount > 1)
 				goto chain_append;
