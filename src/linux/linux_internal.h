@@ -335,6 +335,7 @@ struct samepage {
 	X(merge_runs, sp->merge_runs)					\
 	X(merges_refused, sp->merges_refused)				\
 	X(merges_changed, sp->merges_changed)				\
+	X(pages_read, (long)sp->os.pages_read)				\
 	X(writers_parked, atomic_load(&sp->writers_parked))
 
 enum check { CHECK_EQUAL, CHECK_ZERO, CHECK_COPY };

@@ -89,6 +89,10 @@ struct sp_os {
 	unsigned int ring_next;
 	uint64_t ra_start;	/* read-ahead window [ra_start, +ra_n) */
 	uint32_t ra_n;
+	uint64_t pages_read;	/* application pages copied (all reads) */
+	uint64_t ra_last;	/* the page asked for last */
+	uint32_t ra_size;	/* pages to read at the next miss: doubles while
+				 * the pages asked for are consecutive */
 };
 
 /* Open the uffd (checking write-protect support) and the pagemap. */

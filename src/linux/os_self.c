@@ -64,6 +64,8 @@ int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
 	size_t len = n << os->page_shift;
 	size_t done = 0;
 
+	os->pages_read += n;
+
 	while (done < len) {
 		ssize_t r = pread(os->mem_fd, (char *)buf + done, len - done,
 				  (off_t)((vpn << os->page_shift) + done));
@@ -92,6 +94,8 @@ static int read_exclusive(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
 	struct iovec remote = { .iov_base = vaddr(os, vpn), .iov_len = len };
 	ssize_t got = process_vm_readv(os->pid, &local, 1, &remote, 1, 0);
 	uint64_t done = got > 0 ? (uint64_t)got >> os->page_shift : 0;
+
+	os->pages_read += done;
 
 	if (done == n)
 		return 0;
@@ -141,6 +145,19 @@ void sp_os_invalidate(struct sp_os *os)
  */
 const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead)
 {
+	/*
+	 * Read ahead as far as the pages asked for are consecutive: the scan
+	 * skips pages (smart scan) without asking, and reading those along
+	 * would cost more than it saves.
+	 */
+	if (vpn == os->ra_last + 1)
+		os->ra_size = os->ra_size ? (os->ra_size < SP_OS_AHEAD ? 2 * os->ra_size :
+					     SP_OS_AHEAD) : 2;
+	else
+		os->ra_size = 1;
+	os->ra_last = vpn;
+	if (ahead >= os->ra_size)
+		ahead = os->ra_size - 1;
 	if (!(vpn >= os->ra_start && vpn < os->ra_start + os->ra_n)) {
 		char *dst = os->ring + (size_t)(os->ring_next++ % SP_OS_RING) * os->page;
 
