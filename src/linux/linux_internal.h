@@ -297,6 +297,8 @@ struct samepage {
 	long runs_aborted;		/* runs given up for a parked writer */
 	long merges_refused;		/* pages whose mapping changed: not merged */
 	long merges_changed;		/* pages whose content changed: not merged */
+	long ranges_skipped;		/* mappings samepage_madvise left alone */
+	uint64_t max_range_pages;	/* larger mappings are not registered */
 	atomic_long writers_parked;	/* uffd fault messages read */
 
 	/*
@@ -336,6 +338,7 @@ struct samepage {
 	X(merges_refused, sp->merges_refused)				\
 	X(merges_changed, sp->merges_changed)				\
 	X(pages_read, (long)sp->os.pages_read)				\
+	X(ranges_skipped, sp->ranges_skipped)				\
 	X(writers_parked, atomic_load(&sp->writers_parked))
 
 enum check { CHECK_EQUAL, CHECK_ZERO, CHECK_COPY };
