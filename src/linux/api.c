@@ -110,7 +110,8 @@ static bool registered_in(void *arg, uintptr_t lo, uintptr_t hi)
  */
 #define SP_THREAD_STACK (1u << 20)
 
-static int start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *))
+static int start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *),
+			const char *name)
 {
 	pthread_attr_t attr;
 	int err;
@@ -123,6 +124,8 @@ static int start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(
 		err = -pthread_attr_setstack(&attr, *stack, SP_THREAD_STACK);
 	if (!err)
 		err = -pthread_create(t, &attr, fn, sp);
+	if (!err)
+		(void)pthread_setname_np(*t, name);	/* (top -H, ps -L) */
 	pthread_attr_destroy(&attr);
 	if (err) {
 		sp_arena_free(&sp->arena, *stack);
@@ -209,14 +212,16 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		sp_set_error("samepage: pipe: %s", strerror(errno));
 		goto fail;
 	}
-	err = start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main);
+	err = start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main,
+			   "samepage-fault");
 	if (err) {
 		sp_set_error("samepage: cannot start the fault reader thread: %s",
 			     strerror(-err));
 		goto fail;
 	}
 	sp->reader_started = true;
-	err = start_thread(sp, &sp->scanner, &sp->scanner_stack, sp_scanner_main);
+	err = start_thread(sp, &sp->scanner, &sp->scanner_stack, sp_scanner_main,
+			   "samepage-scan");
 	if (err) {
 		sp_set_error("samepage: cannot start the scanner thread: %s", strerror(-err));
 		goto fail;
