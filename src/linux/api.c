@@ -282,7 +282,7 @@ static bool own_interval(struct samepage *sp, uint64_t vpn, uint64_t *hi)
 	iv[n][0] = (uintptr_t)sp >> sh;
 	iv[n][1] = (((uintptr_t)sp + sizeof(*sp) - 1) >> sh) + 1;
 	n++;
-	iv[n][0] = (uintptr_t)sp->os.ring >> sh;
+	iv[n][0] = (uintptr_t)sp->os.tmp >> sh;
 	iv[n][1] = iv[n][0] + (sp->os.bufs_len >> sh);
 	n++;
 	for (int k = 0; k < sp->arena.nregion; k++, n++) {

@@ -424,7 +424,7 @@ void sp_cache_invalidate(struct samepage *sp);
 void sp_cache_forget(struct samepage *sp, uint64_t vpn, uint64_t n);
 int sp_pagemap_entry(struct samepage *sp, uint64_t vpn, uint64_t *e, int *nid);
 bool sp_entry_is_zero_page(struct samepage *sp, uint64_t e, uint64_t vpn);
-uint32_t sp_pagemap_exclusive_run(struct samepage *sp, uint64_t vpn, uint64_t end);
+uint32_t sp_pagemap_present_run(struct samepage *sp, uint64_t vpn, uint64_t end);
 
 /* merge.c */
 bool sp_in_pending(struct samepage *sp, uint64_t vpn);

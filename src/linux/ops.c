@@ -139,7 +139,7 @@ static int op_read_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 
 	if (mm != sp || !r || pg->kind != SP_PAGE_ANON)
 		return -EINVAL;
-	uint32_t run = sp_pagemap_exclusive_run(sp, vpn, r->end);
+	uint32_t run = sp_pagemap_present_run(sp, vpn, r->end);
 
 	pg->data = sp_os_data(&sp->os, vpn, run ? run - 1 : 0);
 	return pg->data ? 0 : -EFAULT;

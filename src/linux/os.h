@@ -63,7 +63,6 @@ struct sp_vma {
 	bool exec;		/* executable */
 };
 
-#define SP_OS_RING	128	/* page copies handed out by sp_os_data() out of order */
 #define SP_OS_AHEAD	32	/* pages read ahead in one call */
 
 struct sp_arena;
@@ -82,11 +81,12 @@ struct sp_os {
 	/* test hook: the node of the page at @addr, replacing move_pages() */
 	int (*node_of)(void *arg, const void *addr, bool store);
 	void *node_arg;
-	/* page buffers (our own mapping): copies handed out, the read-ahead
-	 * window (handed out in place), the merge check's, one spare */
-	char *ring, *ra, *chk, *tmp;
+	/* page buffers: one spare page (our own mapping, bufs_len bytes); the
+	 * read-ahead window (handed out in place) and the merge check's,
+	 * SP_OS_AHEAD pages each, in a mapping of the scratch memfd */
+	char *tmp, *ra, *chk;
 	size_t bufs_len;
-	unsigned int ring_next;
+	int scratch_fd;
 	uint64_t ra_start;	/* read-ahead window [ra_start, +ra_n) */
 	uint32_t ra_n;
 	uint64_t pages_read;	/* application pages copied (all reads) */
@@ -117,9 +117,9 @@ int sp_os_own_node(struct sp_os *os, void *addr, int fallback);
 
 /* content (read through the kernel: any protection, never a fault) */
 int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf);
-/* the same, through process_vm_readv where the pages are exclusive now
- * (@n <= SP_OS_AHEAD) */
-int sp_os_read_any(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf);
+/* @n <= SP_OS_AHEAD pages into os->chk, the cheaper way where pagemap
+ * shows them present */
+int sp_os_read_check(struct sp_os *os, uint64_t vpn, uint64_t n);
 /* the content of present page @vpn (reading @ahead present pages after
  * it along); valid until the next call; NULL if unreadable */
 const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead);
