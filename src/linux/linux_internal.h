@@ -121,7 +121,8 @@
  * pages) are below 2^30, so the two never collide. */
 #define SP_PFN_ANON	(1ull << 62)
 
-#define SP_RUN_MAX	512	/* pages per batched mapping */
+#define SP_RUN_MAX	64	/* pages per batched mapping: the pages and their KSM pages
+				 * are still in the cache when the run is checked */
 #define SP_PENDING	8	/* runs batched at once */
 #define SP_PM_WIN	512	/* pagemap entries read per call */
 #define SP_NSTAT	40	/* names samepage_get() answers */
