@@ -56,7 +56,9 @@ static void describe_slot(struct samepage *sp, uint32_t id, struct sp_page *pg)
 	pg->nid = s->nid;
 	pg->mapcount = (int)s->count;
 	pg->stable_node = s->node;
-	pg->data = slot_data(sp, id);
+	/* a zero slot is a hole of the store: reading it through our view
+	 * would allocate a page there */
+	pg->data = (s->flags & SLOT_ZERO) ? (const void *)sp_zero_page_data : slot_data(sp, id);
 }
 
 static int look(struct samepage *sp, void *mm, uint64_t vpn, struct sp_page *pg)
