@@ -41,7 +41,8 @@
  *   (without any lock: merge.c).  Every page we protect is in a run.
  *
  *   Never a fault of ours: the application's pages are read through the
- *   kernel (process_vm_readv, /proc/self/mem for pages it made unreadable),
+ *   kernel (pwrite into a scratch memfd, /proc/self/mem for pages it made
+ *   unreadable: os_self.c),
  *   never with loads of our own, so mprotect(PROT_NONE) at any moment
  *   cannot kill the process.
  *

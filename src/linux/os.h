@@ -14,7 +14,8 @@
  *   - Every call returns 0 (or a count) or a negative errno; -ESRCH means
  *     the address space is gone.  No call ever faults on the application's
  *     memory, whatever its protection: reads go through the kernel
- *     (/proc/self/mem here, process_vm_readv or the agent remotely).
+ *     (pwrite into a scratch memfd or /proc/self/mem here,
+ *     process_vm_readv or the agent remotely).
  *   - sp_os_protect(on) parks every writer of the pages (user and kernel
  *     mode) until sp_os_wake() or sp_os_protect(off); mapping over a
  *     protected page does not wake its writers: the caller must wake.
@@ -71,7 +72,7 @@ struct sp_os {
 	struct sp_arena *arena;	/* the library's own memory (sp_os_vmas' lists) */
 	int uffd;		/* our userfaultfd, write-protect mode */
 	int pagemap_fd;		/* /proc/self/pagemap */
-	int mem_fd;		/* /proc/self/mem: reads process_vm_readv refuses */
+	int mem_fd;		/* /proc/self/mem: reads the scratch copy refuses */
 	pid_t pid;
 	size_t page;		/* bytes */
 	unsigned int page_shift;
