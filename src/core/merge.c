@@ -167,7 +167,9 @@ void cmp_and_merge_page(struct ksm *ksm, struct rmap_item *item, struct sp_page 
 			return;
 	}
 
-	stable_tree_search(ksm, page, &found, &kpage);
+	if (node)	/* a KSM page: its content's checksum is its node's */
+		checksum = node->checksum;
+	stable_tree_search(ksm, page, checksum, &found, &kpage);
 	if (found && kpage.pfn == page->pfn && page->kind == SP_PAGE_KSM &&
 	    (item->flags & RMAP_STABLE) && item->head == found)
 		return;
@@ -180,8 +182,6 @@ void cmp_and_merge_page(struct ksm *ksm, struct rmap_item *item, struct sp_page 
 		return;
 	}
 
-	if (node)	/* (a KSM page's checksum was not needed so far) */
-		checksum = ksm_calc_checksum(ksm, page->data);
 	tree_item = unstable_tree_search_insert(ksm, item, page, checksum, &tree_page);
 	if (!tree_item)
 		return;
