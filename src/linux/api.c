@@ -69,6 +69,7 @@ extern void __lsan_unregister_root_region(const void *p, size_t size) __attribut
 
 static void destroy(struct samepage *sp)
 {
+	sp_agent_free(sp);
 	if (sp->ksm)
 		ksm_destroy(sp->ksm);
 	for (size_t i = 0; i < sp->nranges; i++)
@@ -140,7 +141,8 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 	sp->os.nr_nodes = sp->nr_nodes;
 	sp->os.node_of = sp->opts.node_of;
 	sp->os.node_arg = sp->opts.arg;
-	err = sp_store_init(sp);
+	if (!sp->opts.agent)
+		err = sp_store_init(sp);	/* (an agent's is the daemon's) */
 	if (err)
 		goto fail;
 
@@ -173,13 +175,15 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		goto fail;
 	}
 	sp->reader_started = true;
+	if (sp->opts.agent)
+		goto done;	/* the daemon scans */
 	err = -pthread_create(&sp->scanner, NULL, sp_scanner_main, sp);
 	if (err) {
 		sp_set_error("samepage: cannot start the scanner thread: %s", strerror(-err));
 		goto fail;
 	}
 	sp->scanner_started = true;
-
+done:
 	*spp = sp;
 	return 0;
 fail:
@@ -349,6 +353,14 @@ int samepage_madvise(struct samepage *sp, void *addr, size_t len, int advice)
 		sp_set_error("samepage_madvise: %s", strerror(-err));
 		return err;
 	}
+	if (sp->agent) {
+		bool un = advice == SAMEPAGE_UNMERGEABLE;
+
+		err = sp_agent_ranges(sp, un ? a >> sp->os.page_shift : 0,
+				      un ? b >> sp->os.page_shift : 0);
+		if (err)
+			return err;
+	}
 	if (gap) {
 		sp_set_error("samepage_madvise: part of [%p, +%zu) is not mapped", addr, len);
 		return -ENOMEM;
@@ -454,6 +466,8 @@ int samepage_free(struct samepage *sp, void *addr, size_t len)
 		err = -errno;
 	sp_recount_vmas(sp);
 	sp_unlock(sp);
+	if (!err && sp->agent)
+		err = sp_agent_ranges(sp, a >> sh, b >> sh);
 	if (err)
 		sp_set_error("samepage_free: %s", strerror(-err));
 	return err;
@@ -468,6 +482,8 @@ int samepage_discard(struct samepage *sp, void *addr, size_t len)
 		return err;
 	err = sp_discard_range(sp, a >> sp->os.page_shift, b >> sp->os.page_shift);
 	sp_unlock(sp);
+	if (!err && sp->agent)
+		err = sp_agent_ranges(sp, a >> sp->os.page_shift, b >> sp->os.page_shift);
 	if (err)
 		sp_set_error("samepage_discard: %s", strerror(-err));
 	return err;
@@ -486,6 +502,8 @@ int samepage_set(struct samepage *sp, const char *knob, unsigned long value)
 		sp_set_error("samepage_set: NULL knob name");
 		return -EINVAL;
 	}
+	if (sp->agent)
+		return sp_agent_set(sp, knob, value);
 	sp_lock(sp);
 	err = ksm_set(sp->ksm, knob, value);
 	pthread_cond_broadcast(&sp->wake);
@@ -521,6 +539,8 @@ int samepage_get(struct samepage *sp, const char *name, long *value)
 		sp_set_error("samepage_get: NULL argument");
 		return -EINVAL;
 	}
+	if (sp->agent)
+		return sp_agent_get(sp, name, value);
 	/*
 	 * Answered from the values published when the engine lock was last
 	 * released: never waits behind a scanner batch.  Every call that
@@ -546,6 +566,8 @@ int samepage_scan(struct samepage *sp, unsigned long npages)
 
 	if (err)
 		return err;
+	if (sp->agent)
+		return sp_agent_scan(sp, false, npages);
 	sp_lock(sp);
 	err = ksm_do_scan(sp->ksm, npages, NULL);
 	sp_unlock(sp);
@@ -560,6 +582,8 @@ int samepage_scan_full(struct samepage *sp, unsigned int nscans)
 
 	if (err)
 		return err;
+	if (sp->agent)
+		return sp_agent_scan(sp, true, nscans);
 	sp_lock(sp);
 	err = ksm_scan_full(sp->ksm, nscans);
 	sp_unlock(sp);
@@ -577,6 +601,8 @@ int samepage_close(struct samepage *sp)
 
 	if (err)
 		return err;
+	if (sp->agent)
+		sp_agent_stop(sp);	/* no more merges: the daemon is not asked now */
 	sp_lock(sp);
 	/* run=2 unmerges everything (run 0 first: 2 -> 2 would do nothing) */
 	(void)ksm_set(sp->ksm, "run", KSM_RUN_STOP);
@@ -587,7 +613,8 @@ int samepage_close(struct samepage *sp)
 	if (write(sp->stop_pipe[1], "x", 1) < 0) {
 		/* the reader also stops when the uffd closes */
 	}
-	pthread_join(sp->scanner, NULL);
+	if (sp->scanner_started)
+		pthread_join(sp->scanner, NULL);
 	pthread_join(sp->reader, NULL);
 
 	/*

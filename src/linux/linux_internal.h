@@ -216,6 +216,7 @@ struct sp_linux_opts {
 	 * store page in the engine's view); replaces move_pages(). */
 	int (*node_of)(void *arg, const void *addr, bool store);
 	void *arg;
+	bool agent;		/* samepage_connect: no store, no scanner (agent.c) */
 };
 
 struct samepage {
@@ -275,6 +276,8 @@ struct samepage {
 	bool stop;
 	int stop_pipe[2];
 	atomic_int lock_waiters;
+
+	struct sp_agent *agent;		/* a client of the daemon (agent.c), or NULL */
 };
 
 /*
@@ -395,6 +398,14 @@ void *sp_reader_main(void *arg);
 
 /* api.c */
 void sp_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* agent.c: a handle of samepage_connect() asks the daemon */
+int sp_agent_get(struct samepage *sp, const char *name, long *value);
+int sp_agent_set(struct samepage *sp, const char *knob, unsigned long value);
+int sp_agent_scan(struct samepage *sp, bool full, unsigned long n);
+int sp_agent_ranges(struct samepage *sp, uint64_t forget_a, uint64_t forget_b);
+void sp_agent_stop(struct samepage *sp);
+void sp_agent_free(struct samepage *sp);
 
 /* For tests: open with hooks; reach the engine and the backend. */
 int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts);
