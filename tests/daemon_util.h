@@ -95,15 +95,30 @@ static inline bool daemon_listening(const char *path)
 	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-/* Start a daemon on daemon_sock; returns its pid once it listens. */
+/*
+ * Start a daemon on daemon_sock; returns its pid once it listens.  The
+ * `samepage daemon` of the build when ctest says where it is (a process
+ * with threads may fork and exec), else this program run as the daemon.
+ */
 static inline pid_t daemon_start(void)
 {
+	const char *dir = getenv("SAMEPAGE_BUILD_DIR");
+	char bin[512] = "";
+
 	if (!daemon_sock[0])
 		daemon_socket();
+	if (dir)
+		snprintf(bin, sizeof(bin), "%s/samepage", dir);
+	if (bin[0] && access(bin, X_OK))
+		bin[0] = 0;
 	pid_t pid = fork();
 
 	if (pid < 0)
 		FAIL("fork: %s", strerror(errno));
+	if (pid == 0 && bin[0]) {
+		execl(bin, "samepage", "daemon", "--socket", daemon_sock, (char *)NULL);
+		_exit(127);
+	}
 	if (pid == 0)
 		_exit(sd_daemon_run(daemon_sock));
 	for (int i = 0; i < 500 && !daemon_listening(daemon_sock); i++)
