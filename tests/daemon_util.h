@@ -84,6 +84,7 @@ static inline const char *daemon_socket(void)
 
 	if (!mkdtemp(dir))
 		FAIL("mkdtemp: %s", strerror(errno));
+	(void)chmod(dir, 0755);	/* (clients of other users too) */
 	snprintf(daemon_sock, sizeof(daemon_sock), "%s/sock", dir);
 	return daemon_sock;
 }
