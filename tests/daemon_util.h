@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -116,6 +117,8 @@ static inline pid_t daemon_start(void)
 
 	if (pid < 0)
 		FAIL("fork: %s", strerror(errno));
+	if (pid == 0)
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);	/* (never outlive a failed test) */
 	if (pid == 0 && bin[0]) {
 		execl(bin, "samepage", "daemon", "--socket", daemon_sock, (char *)NULL);
 		_exit(127);
@@ -187,6 +190,7 @@ static inline struct child child_start(void (*fn)(int cmd, int ack, int idx), in
 	if (c.pid < 0)
 		FAIL("fork: %s", strerror(errno));
 	if (c.pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(a[1]);
 		close(b[0]);
 		fn(a[0], b[1], idx);

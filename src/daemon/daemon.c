@@ -598,9 +598,14 @@ static int shut_down(struct sd_daemon *d)
 	sd_unlock(d);
 	unlink(d->path);
 	close(d->listen_fd);
+	close(d->kick[0]);
+	close(d->kick[1]);
 	ksm_destroy(d->knobs);
+	pthread_cond_destroy(&d->wake);
+	pthread_mutex_destroy(&d->lock);
 	if (err)
 		logf_("unmerging at exit: %s", strerror(-err));
+	free(d);
 	return err ? 1 : 0;
 }
 
@@ -663,8 +668,12 @@ int sd_daemon_run(const char *socket_path)
 		sd_unlock(d);
 		if (poll(p, n, -1) < 0 && errno != EINTR)
 			break;
-		if (p[1].revents)
+		if (p[1].revents) {
+			free(p);
+			free(who);
+			close(sfd);
 			return shut_down(d);
+		}
 		if (p[0].revents)
 			accept_client(d);
 		char junk[64];

@@ -135,7 +135,7 @@ struct sd_stash {
 	struct sd_stash *next;
 	struct sp_msg h;
 	size_t plen;
-	char payload[];
+	char payload[] __attribute__((aligned(16)));
 };
 
 struct sd_client {
@@ -194,7 +194,7 @@ struct sd_daemon {
 	bool stop;
 	pthread_t scanner;
 	struct sp_packet rx;		/* receive buffer (lock held) */
-	char req[SP_MSG_MAX];		/* the request being handled (a copy: the
+	char req[SP_MSG_MAX] __attribute__((aligned(16)));	/* the request being handled (a copy: the
 					 * engine may receive answers into rx) */
 	char out[SP_MSG_MAX];		/* reply text (lock held) */
 	long merges, merges_refused;

@@ -81,7 +81,7 @@ struct sp_agent {
 
 	struct sp_packet rx;		/* the agent thread's */
 	struct sp_packet reply;		/* the answer to the call waiting */
-	uint64_t ranges[2 * SP_RANGES_MAX];
+	uint64_t ranges[2 * SP_RANGES_MAX] __attribute__((aligned(16)));
 	uint8_t result[SP_BATCH_MAX];
 };
 

@@ -98,7 +98,7 @@ struct sp_packet {
 	size_t plen;
 	int fds[SP_FDS_MAX];
 	int nfds;
-	char buf[SP_MSG_MAX];
+	char buf[SP_MSG_MAX] __attribute__((aligned(16)));	/* (payloads hold uint64_t) */
 };
 
 /* Send one message (fds along, may be NULL).  0 or a negative errno. */
