@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * real_heap_registered_no_deadlock - the application registers its brk
- * heap, where the library's own state lives, plus a zero-filled 16 MiB
+ * heap (where the library's own state lived once), plus a zero-filled 16 MiB
  * buffer, turns the scanner on with sleep_millisecs=0 and keeps setting
  * knobs: every call returns (it used to hang for ever: the scanner wrote
  * its own state into a heap page it had write-protected and parked on

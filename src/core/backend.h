@@ -34,11 +34,13 @@
  *     the engine, except for the notifications listed in ksm.h
  *     (ksm_zero_page_unmapped, ksm_migrate_page, ksm_enter for forks) which a
  *     backend may make from inside an operation.
+ *   - The engine allocates its memory only through zalloc/free (below),
+ *     when the backend provides them.
  *   - struct sp_page::data stays readable until the next operation that may
  *     change memory (merge, merge_zero, make_ksm, unmerge, set_stable_node,
- *     flush), and across at least 64 further follow_page/scan_page/
- *     read_page/pfn_page calls (a tree walk keeps its candidate's content
- *     while it looks at the tree's pages).  It may be a snapshot (real
+ *     flush), and across at least 64 further follow_page/pfn_page calls
+ *     (a tree walk keeps its candidate's content while it looks at the
+ *     tree's pages); scan_page's only until the next scan_page call.  It may be a snapshot (real
  *     memory copies pages through the kernel) or the page itself, whose
  *     content may change under a concurrent writer: the engine only uses
  *     it to order trees and to choose candidates; merge re-checks content
@@ -93,7 +95,11 @@ struct sp_backend_ops {
 	/*
 	 * follow_page - describe what is mapped at (@mm, @vpn) now.  Never
 	 * faults anything in, never allocates.  Returns 0 (pg->kind may be
-	 * SP_PAGE_NONE), or a negative errno if @mm cannot be looked at.
+	 * SP_PAGE_NONE), or a negative errno if @mm cannot be looked at.  It
+	 * may leave pg->data NULL for an SP_PAGE_ANON page (reading it costs
+	 * real memory a system call): the unstable tree walk then takes the
+	 * page as equal to its candidate when their keys are equal, and the
+	 * merge's check of the content decides (unstable.c).
 	 */
 	int (*follow_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
 
@@ -105,16 +111,6 @@ struct sp_backend_ops {
 	 * call for many pages).
 	 */
 	int (*scan_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
-
-	/*
-	 * read_page - optional.  follow_page may leave pg->data NULL for an
-	 * SP_PAGE_ANON page (reading it costs a system call for real memory,
-	 * and a tree walk needs most pages only by their cached prefix); the
-	 * engine then calls read_page with the same (@mm, @vpn, @pg) when it
-	 * needs the content, which sets pg->data or returns an error (the
-	 * page went away).  scan_page always sets data.
-	 */
-	int (*read_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
 
 	/*
 	 * pfn_page - describe the page @pfn (a KSM page the engine knows by
@@ -152,7 +148,9 @@ struct sp_backend_ops {
 	 * make_ksm - turn the page mapped at (@mm, @vpn), seen as @seen, into
 	 * a new KSM page, write-protected, still mapped at (@mm, @vpn), with no
 	 * back pointer yet.  (The simulator converts the page in place; real
-	 * memory copies it into its store after write-protecting it.)  Sets
+	 * memory copies @seen's content into its store at once, and maps the
+	 * page there only once it has checked, write-protected, at the flush,
+	 * that the page still holds exactly that.)  Sets
 	 * *kpfn.  -EAGAIN if the page changed meanwhile.
 	 */
 	int (*make_ksm)(void *be, void *mm, uint64_t vpn,
@@ -192,6 +190,22 @@ struct sp_backend_ops {
 	 * It may call ksm_enter() (a fork).
 	 */
 	void (*cond_resched)(void *be);
+
+	/*
+	 * zalloc, free - optional, both or neither (NULL: calloc and free).
+	 * Every byte of the engine's own state (the engine, its trees' roots,
+	 * mm_slots, rmap_items, stable nodes) comes from zalloc and goes back
+	 * through free, so that a backend can keep it out of the memory it
+	 * merges: a process that registers its own heap must not have the
+	 * engine write into pages the backend write-protected there.  zalloc
+	 * returns @size bytes (> 0) of zeroed memory aligned for any type, or
+	 * NULL (the engine then fails with -ENOMEM); free takes a block zalloc
+	 * returned, with the same @size (@p may be NULL).  Called like every
+	 * op (under the engine's lock), and also from ksm_create() and
+	 * ksm_destroy().  Neither may call back into the engine.
+	 */
+	void *(*zalloc)(void *be, size_t size);
+	void (*free)(void *be, void *p, size_t size);
 };
 
 /* unmerge flags */

@@ -208,9 +208,17 @@ static void check_unstable_tree(struct checker *ck, int nid, long *linked)
 		return;
 	}
 	*linked += n;
+	const struct rmap_item *prev = NULL;
+
 	for (rb = rb_first(root); rb; rb = rb_next(rb)) {
 		const struct rmap_item *item = rb_entry(rb, struct rmap_item, node);
 		unsigned int seq = (item->flags & RMAP_SEQNR) ? 1 : 0;
+
+		/* ordered by the keys they were inserted with (unstable.c) */
+		if (prev && (prev->key > item->key ||
+			     (prev->key == item->key && prev->oldchecksum > item->oldchecksum)))
+			finding(ck, "unstable tree out of key order at vpn", (long)item->vpn, NOARG);
+		prev = item;
 
 		if (!(item->flags & RMAP_UNSTABLE) || (item->flags & RMAP_STABLE))
 			finding(ck, "item in the unstable tree is not flagged unstable",

@@ -40,6 +40,35 @@ int ksm_memcmp_pages(const struct ksm *ksm, const void *a, const void *b)
 	return memcmp(a, b, ksm->be.page_size);
 }
 
+void *ksm_zalloc(const struct sp_backend *be, size_t size)
+{
+	if (be->ops->zalloc)
+		return be->ops->zalloc(be->be, size);
+	return calloc(1, size);
+}
+
+void ksm_free(const struct sp_backend *be, void *p, size_t size)
+{
+	if (!p)
+		return;
+	if (be->ops->free)
+		be->ops->free(be->be, p, size);
+	else
+		free(p);
+}
+
+/* The trees' roots and the zero page, then the engine itself. */
+static void free_engine(struct ksm *ksm)
+{
+	struct sp_backend be = ksm->be;
+	size_t roots = (size_t)be.nr_node_ids * sizeof(struct rb_root);
+
+	ksm_free(&be, ksm->root_stable_tree, roots);
+	ksm_free(&be, ksm->root_unstable_tree, roots);
+	ksm_free(&be, ksm->zero_page, be.page_size);
+	ksm_free(&be, ksm, sizeof(*ksm));
+}
+
 int ksm_create(struct ksm **ksmp, const struct sp_backend *backend)
 {
 	struct ksm *ksm;
@@ -47,21 +76,19 @@ int ksm_create(struct ksm **ksmp, const struct sp_backend *backend)
 
 	if (!ksmp || !backend || !backend->ops || backend->page_size < 64 ||
 	    (backend->page_size & (backend->page_size - 1)) ||
-	    backend->nr_node_ids < 1 || backend->nr_node_ids > KSM_MAX_NODES)
+	    backend->nr_node_ids < 1 || backend->nr_node_ids > KSM_MAX_NODES ||
+	    !backend->ops->zalloc != !backend->ops->free)
 		return -EINVAL;
-	ksm = calloc(1, sizeof(*ksm));
+	ksm = ksm_zalloc(backend, sizeof(*ksm));
 	if (!ksm)
 		return -ENOMEM;
 	ksm->be = *backend;
 	n = backend->nr_node_ids;
-	ksm->root_stable_tree = calloc((size_t)n, sizeof(struct rb_root));
-	ksm->root_unstable_tree = calloc((size_t)n, sizeof(struct rb_root));
-	ksm->zero_page = calloc(1, backend->page_size);
+	ksm->root_stable_tree = ksm_zalloc(backend, (size_t)n * sizeof(struct rb_root));
+	ksm->root_unstable_tree = ksm_zalloc(backend, (size_t)n * sizeof(struct rb_root));
+	ksm->zero_page = ksm_zalloc(backend, backend->page_size);
 	if (!ksm->root_stable_tree || !ksm->root_unstable_tree || !ksm->zero_page) {
-		free(ksm->root_stable_tree);
-		free(ksm->root_unstable_tree);
-		free(ksm->zero_page);
-		free(ksm);
+		free_engine(ksm);
 		return -ENOMEM;
 	}
 	for (nid = 0; nid < n; nid++) {
@@ -75,26 +102,28 @@ int ksm_create(struct ksm **ksmp, const struct sp_backend *backend)
 	list_init(&ksm->migrate_nodes);
 	list_init(&ksm->mm_head);
 	ksm->zero_checksum = ksm_calc_checksum(ksm, ksm->zero_page);
+	ksm->gone_epoch = 1;	/* (0: a node never found valid) */
 	*ksmp = ksm;
 	return 0;
 }
 
-static void free_stable_subtree(struct rb_node *rb)
+static void free_stable_subtree(struct ksm *ksm, struct rb_node *rb)
 {
 	while (rb) {
 		struct stable_node *node = rb_entry(rb, struct stable_node, node);
 		struct rb_node *left = rb->left;
 
-		free_stable_subtree(rb->right);
+		free_stable_subtree(ksm, rb->right);
 		if (node->is_chain) {
 			struct list_head *pos, *next;
 
 			for (pos = node->dups.next; pos != &node->dups; pos = next) {
 				next = pos->next;
-				free(list_entry(pos, struct stable_node, list));
+				ksm_free(&ksm->be, list_entry(pos, struct stable_node, list),
+					 sizeof(struct stable_node));
 			}
 		}
-		free(node);
+		ksm_free(&ksm->be, node, sizeof(*node));
 		rb = left;
 	}
 }
@@ -116,27 +145,25 @@ void ksm_destroy(struct ksm *ksm)
 			continue;
 		for (item = slot->rmap_list; RMAP_SLABS_DISABLED && item; item = next) {
 			next = item->rmap_list;
-			free(item);
+			ksm_free(&ksm->be, item, sizeof(*item));
 		}
-		free(slot);
+		ksm_free(&ksm->be, slot, sizeof(*slot));
 	}
-	free(ksm->slots);
+	ksm_free(&ksm->be, ksm->slots, ksm->nr_slots * sizeof(*ksm->slots));
 	while (ksm->slabs) {
 		struct rmap_slab *slab = ksm->slabs;
 
 		ksm->slabs = slab->next;
-		free(slab);
+		ksm_free(&ksm->be, slab, sizeof(*slab));
 	}
 	for (nid = 0; nid < ksm->be.nr_node_ids; nid++)
-		free_stable_subtree(ksm->root_stable_tree[nid].node);
+		free_stable_subtree(ksm, ksm->root_stable_tree[nid].node);
 	for (pos = ksm->migrate_nodes.next; pos != &ksm->migrate_nodes; pos = next) {
 		next = pos->next;
-		free(list_entry(pos, struct stable_node, list));
+		ksm_free(&ksm->be, list_entry(pos, struct stable_node, list),
+			 sizeof(struct stable_node));
 	}
-	free(ksm->root_stable_tree);
-	free(ksm->root_unstable_tree);
-	free(ksm->zero_page);
-	free(ksm);
+	free_engine(ksm);
 }
 
 size_t ksm_rmap_item_size(void)

@@ -181,7 +181,17 @@ enum stable_node_place {
  * max_page_sharing made several KSM pages of the same content).
  */
 struct stable_node {
+	/* what a tree walk reads at each level, together at the start */
 	struct rb_node node;		/* SN_TREE: link in root_stable_tree[nid] */
+	uint64_t key;			/* first 8 bytes of the page, big-endian: the
+					 * tree order without touching the page (KSM
+					 * pages never change; a chain has its dups') */
+	uint64_t valid_epoch;		/* !is_chain: ksm->gone_epoch when its page
+					 * was last found to be its own */
+	bool is_chain;			/* a chain: no page of its own */
+	uint8_t place;			/* enum stable_node_place */
+	int nid;			/* nid of the tree holding it (chain's for a dup) */
+	/* the rest */
 	struct list_head list;		/* SN_MIGRATE: on migrate_nodes;
 					 * SN_DUP: on chain->dups */
 	struct stable_node *chain;	/* SN_DUP: the chain holding it */
@@ -189,14 +199,8 @@ struct stable_node {
 	struct list_head dups;		/* is_chain: its dups, candidates first */
 	uint64_t kpfn;			/* !is_chain: the KSM page (may be on another
 					 * node than nid after a migration) */
-	uint64_t key;			/* first 8 bytes of the page, big-endian: the
-					 * tree order without touching the page (KSM
-					 * pages never change; a chain has its dups') */
 	uint64_t chain_prune_time;	/* is_chain: last full prune (ms) */
 	int rmap_hlist_len;		/* !is_chain: items on hlist; chain: dups */
-	int nid;			/* nid of the tree holding it (chain's for a dup) */
-	uint8_t place;			/* enum stable_node_place */
-	bool is_chain;			/* a chain: no page of its own */
 };
 
 /* ---- mm_slot ------------------------------------------------------------- */
@@ -306,6 +310,7 @@ struct ksm {
 	struct rmap_item *free_items;	/* free rmap_items, via rmap_list */
 	long nr_slabs;
 	uint32_t zero_checksum;		/* checksum of a zero-filled page */
+	uint64_t gone_epoch;		/* ksm_page_gone() calls, from 1 */
 	void *zero_page;		/* page_size zero bytes */
 	bool unmerging;			/* run=2 in progress */
 };
@@ -323,6 +328,11 @@ static inline struct ksm_mm_slot *rmap_slot(const struct ksm *ksm,
 {
 	return ksm->slots[item->slot];
 }
+
+/* The engine's memory: the backend's zalloc/free (backend.h), else calloc
+ * and free.  Zeroed; freed with the size it was allocated with. */
+void *ksm_zalloc(const struct sp_backend *be, size_t size);
+void ksm_free(const struct sp_backend *be, void *p, size_t size);
 
 uint32_t ksm_calc_checksum(const struct ksm *ksm, const void *data);
 int ksm_memcmp_pages(const struct ksm *ksm, const void *a, const void *b);
@@ -372,7 +382,7 @@ void free_stable_node(struct ksm *ksm, struct stable_node *node);
 /* unstable.c */
 void remove_rmap_item_from_tree(struct ksm *ksm, struct rmap_item *item);
 struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item *item,
-					      const struct sp_page *page,
+					      const struct sp_page *page, uint32_t checksum,
 					      struct sp_page *tree_page);
 
 /* scan.c */

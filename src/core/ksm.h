@@ -93,7 +93,13 @@ bool ksm_unmerging(const struct ksm *ksm);	/* run=2 in progress */
  *   away (write, unmap, unmerge).
  * ksm_offline(): memory [start_pfn, end_pfn) was hot-removed: drop stable
  *   nodes whose page lies there, in the trees and on migrate_nodes.
+ * ksm_page_gone(): a page with a back pointer to a stable node lost it
+ *   (freed, reused, or moved without ksm_migrate_page), so some stable node
+ *   may be stale now.  A backend must call it whenever that happens: the
+ *   stable tree walk passes nodes it found valid since the last call
+ *   without asking the backend again (backend.h).
  */
+void ksm_page_gone(struct ksm *ksm);
 void ksm_migrate_page(struct ksm *ksm, struct stable_node *node, uint64_t newpfn);
 void ksm_zero_page_unmapped(struct ksm *ksm, void *mm);
 void ksm_offline(struct ksm *ksm, uint64_t start_pfn, uint64_t end_pfn);

@@ -121,6 +121,7 @@ void cmp_and_merge_page(struct ksm *ksm, struct rmap_item *item, struct sp_page 
 	struct rmap_item *tree_item;
 	struct sp_page kpage, tree_page;
 	bool bypass = false;
+	uint32_t checksum = 0;
 	int err;
 
 	if (page->kind == SP_PAGE_KSM)
@@ -138,8 +139,6 @@ void cmp_and_merge_page(struct ksm *ksm, struct rmap_item *item, struct sp_page 
 		if (!is_page_sharing_candidate(ksm, node))
 			bypass = true;
 	} else {
-		uint32_t checksum;
-
 		remove_rmap_item_from_tree(ksm, item);
 		checksum = ksm_calc_checksum(ksm, page->data);
 		if (item->oldchecksum != checksum) {
@@ -163,7 +162,9 @@ void cmp_and_merge_page(struct ksm *ksm, struct rmap_item *item, struct sp_page 
 		return;
 	}
 
-	tree_item = unstable_tree_search_insert(ksm, item, page, &tree_page);
+	if (node)	/* (a KSM page's checksum was not needed so far) */
+		checksum = ksm_calc_checksum(ksm, page->data);
+	tree_item = unstable_tree_search_insert(ksm, item, page, checksum, &tree_page);
 	if (!tree_item)
 		return;
 	err = try_to_merge_two_pages(ksm, item, page, tree_item, &tree_page, &kpage);

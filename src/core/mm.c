@@ -54,10 +54,12 @@ static int alloc_slot_id(struct ksm *ksm, uint32_t *id)
 
 		if (n > (1u << RMAP_SLOT_BITS))
 			n = 1u << RMAP_SLOT_BITS;
-		s = realloc(ksm->slots, n * sizeof(*s));
+		s = ksm_zalloc(&ksm->be, n * sizeof(*s));
 		if (!s)
 			return -ENOMEM;
-		memset(s + ksm->nr_slots, 0, (n - ksm->nr_slots) * sizeof(*s));
+		if (ksm->nr_slots)
+			memcpy(s, ksm->slots, ksm->nr_slots * sizeof(*s));
+		ksm_free(&ksm->be, ksm->slots, ksm->nr_slots * sizeof(*s));
 		*id = ksm->nr_slots;
 		ksm->slots = s;
 		ksm->nr_slots = n;
@@ -84,7 +86,7 @@ int ksm_enter(struct ksm *ksm, void *mm)
 	err = alloc_slot_id(ksm, &id);
 	if (err)
 		return err;
-	slot = calloc(1, sizeof(*slot));
+	slot = ksm_zalloc(&ksm->be, sizeof(*slot));
 	if (!slot)
 		return -ENOMEM;
 	slot->mm = mm;
@@ -111,10 +113,10 @@ struct rmap_item *ksm_alloc_rmap_item(struct ksm *ksm)
 	struct rmap_item *item = ksm->free_items;
 
 	if (RMAP_SLABS_DISABLED)
-		return calloc(1, sizeof(*item));
+		return ksm_zalloc(&ksm->be, sizeof(*item));
 
 	if (!item) {
-		struct rmap_slab *slab = malloc(sizeof(*slab));
+		struct rmap_slab *slab = ksm_zalloc(&ksm->be, sizeof(*slab));
 		int i;
 
 		if (!slab)
@@ -140,7 +142,7 @@ void ksm_free_rmap_item(struct ksm *ksm, struct rmap_item *item)
 	slot->rmap_items--;
 	ksm->c.rmap_items--;
 	if (RMAP_SLABS_DISABLED) {
-		free(item);
+		ksm_free(&ksm->be, item, sizeof(*item));
 		return;
 	}
 	item->flags = 0;
@@ -173,7 +175,7 @@ void ksm_free_slot(struct ksm *ksm, struct ksm_mm_slot *slot)
 	ksm->slots[slot->id] = NULL;
 	if (slot->id < ksm->free_slot_hint)
 		ksm->free_slot_hint = slot->id;
-	free(slot);
+	ksm_free(&ksm->be, slot, sizeof(*slot));
 }
 
 /*

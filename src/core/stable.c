@@ -15,7 +15,7 @@ static inline const struct sp_backend_ops *ops(const struct ksm *ksm)
 
 static struct stable_node *alloc_stable_node(struct ksm *ksm)
 {
-	struct stable_node *node = calloc(1, sizeof(*node));
+	struct stable_node *node = ksm_zalloc(&ksm->be, sizeof(*node));
 
 	if (!node)
 		return NULL;
@@ -28,7 +28,7 @@ static struct stable_node *alloc_stable_node(struct ksm *ksm)
 void free_stable_node(struct ksm *ksm, struct stable_node *node)
 {
 	ksm->c.stable_nodes--;
-	free(node);
+	ksm_free(&ksm->be, node, sizeof(*node));
 }
 
 /*
@@ -39,6 +39,13 @@ bool is_page_sharing_candidate(const struct ksm *ksm, const struct stable_node *
 {
 	return node->rmap_hlist_len > 0 &&
 	       (unsigned long)node->rmap_hlist_len < ksm->knobs.max_page_sharing;
+}
+
+/* Every back pointer the engine changes may leave another node stale. */
+static void set_back_pointer(struct ksm *ksm, uint64_t kpfn, struct stable_node *node)
+{
+	ops(ksm)->set_stable_node(ksm->be.be, kpfn, node);
+	ksm_page_gone(ksm);
 }
 
 static bool __is_page_sharing_candidate(const struct ksm *ksm,
@@ -119,7 +126,7 @@ void remove_node_from_stable_tree(struct ksm *ksm, struct stable_node *node)
 	/* Never leave a page pointing at freed memory. */
 	if (ops(ksm)->pfn_page(ksm->be.be, node->kpfn, &pg) == 0 &&
 	    pg.kind == SP_PAGE_KSM && pg.stable_node == node)
-		ops(ksm)->set_stable_node(ksm->be.be, node->kpfn, NULL);
+		set_back_pointer(ksm, node->kpfn, NULL);
 
 	stable_node_dup_del(ksm, node);
 	free_stable_node(ksm, node);
@@ -134,8 +141,10 @@ bool get_ksm_page(struct ksm *ksm, struct stable_node *node, struct sp_page *pg)
 {
 	int err = ops(ksm)->pfn_page(ksm->be.be, node->kpfn, pg);
 
-	if (!err && pg->kind == SP_PAGE_KSM && pg->stable_node == node)
+	if (!err && pg->kind == SP_PAGE_KSM && pg->stable_node == node) {
+		node->valid_epoch = ksm->gone_epoch;
 		return true;
+	}
 	remove_node_from_stable_tree(ksm, node);
 	return false;
 }
@@ -304,6 +313,19 @@ again:
 	parent = NULL;
 	while (*link) {
 		node = rb_entry(*link, struct stable_node, node);
+		/*
+		 * A plain node of another key, found valid since the last page
+		 * went away (ksm_page_gone), is passed without asking the
+		 * backend about its page again: it is not stale, and KSM pages
+		 * never change, so its key orders it.  Any other node is
+		 * looked at as the kernel does at every level, which prunes it
+		 * if stale (and a chain's stale dups).
+		 */
+		if (!node->is_chain && key != node->key && node->valid_epoch == ksm->gone_epoch) {
+			parent = &node->node;
+			link = key < node->key ? &parent->left : &parent->right;
+			continue;
+		}
 		if (!stable_node_chain(ksm, &node, root, true, &dup, &tree_pg))
 			goto again;
 		ret = cmp_with_node(ksm, key, page->data, dup, &tree_pg);
@@ -456,7 +478,7 @@ again:
 		}
 		stable_node_chain_add_dup(ksm, newn, chain);
 	}
-	ops(ksm)->set_stable_node(ksm->be.be, kpage->pfn, newn);
+	set_back_pointer(ksm, kpage->pfn, newn);
 	return newn;
 }
 
@@ -490,7 +512,7 @@ static int remove_stable_node(struct ksm *ksm, struct stable_node *node)
 		return 0;
 	if (pg.mapcount > 0)
 		return -EBUSY;
-	ops(ksm)->set_stable_node(ksm->be.be, node->kpfn, NULL);
+	set_back_pointer(ksm, node->kpfn, NULL);
 	remove_node_from_stable_tree(ksm, node);
 	return 0;
 }
@@ -560,8 +582,13 @@ void ksm_prune_migrate_nodes(struct ksm *ksm)
 
 void ksm_migrate_page(struct ksm *ksm, struct stable_node *node, uint64_t newpfn)
 {
-	(void)ksm;
 	node->kpfn = newpfn;
+	ksm_page_gone(ksm);	/* (the old frame may be reused at once) */
+}
+
+void ksm_page_gone(struct ksm *ksm)
+{
+	ksm->gone_epoch++;
 }
 
 static bool kpfn_in(const struct stable_node *node, uint64_t start, uint64_t end)

@@ -45,21 +45,28 @@ void remove_rmap_item_from_tree(struct ksm *ksm, struct rmap_item *item)
 
 /*
  * unstable_tree_search_insert - look for a page equal to @page in the
- * unstable tree of its node.  Returns the tree item found (its page in
+ * unstable tree of its node (@checksum: @page's).  Returns the tree item found (its page in
  * *@tree_page), or NULL after inserting @item (or after giving up: a tree
  * page that went away, or an equal page on another node, ends the search
  * without inserting, as in the kernel).
  *
- * Where samepage differs from the kernel, on purpose: each item records the
- * first two bytes of its page when inserted, and a level whose prefix
- * differs from @page's is decided by the prefixes alone.  That spares a
- * cache miss on a cold page at most levels, and keeps the tree a valid
- * search tree even when its pages change meanwhile (the kernel's tree then
- * goes out of order and misses merges).  Equal prefixes compare the current
- * pages in full, so a merge is still only ever decided on current content.
+ * Where samepage differs from the kernel, on purpose: the tree is ordered
+ * by a key taken from each page when it was inserted - its first two bytes,
+ * then its checksum (a page is inserted only when its checksum is the one
+ * of its previous visit) - and by content only among equal keys.  Equal
+ * pages have equal keys, so the same pages are found as in the kernel's
+ * content order; but a level whose key differs from @page's is decided
+ * without looking the tree page up at all, which spares the lookup and a
+ * cache miss at almost every level, and (on real memory) a read of another
+ * page.  (A tree page that went away is then noticed only where the walk
+ * needs it, not on the way there.)  The keys also keep the tree a valid
+ * search tree when its pages change meanwhile (the kernel's tree then goes
+ * out of order and misses merges).  Equal keys compare the current pages in
+ * full where the backend hands out their content, else the match is left
+ * to the merge's own check of the content (backend.h).
  */
 struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item *item,
-					      const struct sp_page *page,
+					      const struct sp_page *page, uint32_t checksum,
 					      struct sp_page *tree_page)
 {
 	const struct sp_backend_ops *ops = ksm->be.ops;
@@ -73,22 +80,32 @@ struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item 
 		struct ksm_mm_slot *slot = rmap_slot(ksm, tree_item);
 		int ret;
 
-		if (slot->exiting ||
-		    ops->follow_page(ksm->be.be, slot->mm, tree_item->vpn, tree_page) ||
-		    tree_page->kind != SP_PAGE_ANON)
+		if (slot->exiting)
 			return NULL;
-		/* Never merge a page with itself (shared by fork). */
-		if (tree_page->pfn == page->pfn)
-			return NULL;
-		if (key != tree_item->key)
+		if (key != tree_item->key) {
+			/* decided without the tree page (see above) */
 			ret = key < tree_item->key ? -1 : 1;
-		else if (!tree_page->data &&
-			 (!ops->read_page ||
-			  ops->read_page(ksm->be.be, slot->mm, tree_item->vpn, tree_page) ||
-			  !tree_page->data))
-			return NULL;	/* gone meanwhile */
-		else
+		} else if (checksum != tree_item->oldchecksum) {
+			ret = checksum < tree_item->oldchecksum ? -1 : 1;
+		} else if (ops->follow_page(ksm->be.be, slot->mm, tree_item->vpn, tree_page) ||
+			   tree_page->kind != SP_PAGE_ANON ||
+			   /* never merge a page with itself (shared by fork) */
+			   tree_page->pfn == page->pfn) {
+			return NULL;
+		} else if (!tree_page->data) {
+			/*
+			 * Equal prefixes and checksums: taken as equal without
+			 * reading the page.  The backend checks every page
+			 * against the KSM page under write protection before
+			 * it maps it, so a page that differs after all (a
+			 * checksum collision, or written since it was
+			 * inserted) is simply not merged, as if written right
+			 * after the merge.
+			 */
+			ret = 0;
+		} else {
 			ret = ksm_memcmp_pages(ksm, page->data, tree_page->data);
+		}
 		parent = *link;
 		if (ret < 0) {
 			link = &parent->left;
@@ -109,6 +126,7 @@ struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item 
 		item->flags &= ~RMAP_SEQNR;
 	item->nid = (unsigned int)nid;
 	item->key = key;
+	item->oldchecksum = checksum;	/* (a KSM page's: its content's) */
 	rb_link_node(&item->node, parent, link);
 	rb_insert_color(&item->node, root);
 	ksm->c.pages_unshared++;

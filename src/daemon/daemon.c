@@ -494,46 +494,53 @@ static void *scanner_main(void *arg)
 /* ------------------------------------------------------------------------
  * The socket.
  * --------------------------------------------------------------------- */
+/*
+ * Listen on @path.  The socket is bound and listening under a temporary
+ * name first and then renamed into place, so that whoever sees @path can
+ * connect (no window between bind and listen).  A live daemon on @path is
+ * an error; a stale socket (nobody listens) is replaced.
+ */
 static int listen_on(struct sd_daemon *d, const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char tmp[sizeof(a.sun_path)];
+	int n = snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
+	struct stat st;
 
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		snprintf(tmp, sizeof(tmp), "%s", path);	/* (too long: in place) */
 	if (!strcmp(path, "/run/samepage/samepage.sock"))
 		(void)mkdir("/run/samepage", 0755);
+	int other = sp_socket_connect(path);
+
+	if (other >= 0) {
+		close(other);
+		logf_("another daemon already listens on %s", path);
+		return -EADDRINUSE;
+	}
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		logf_("%s exists and is not a socket", path);
+		return -EEXIST;
+	}
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", tmp);
+	(void)unlink(tmp);	/* (a stale socket: nobody listens there) */
 	int err = bind(fd, (struct sockaddr *)&a, sizeof(a)) ? -errno : 0;
 
-	if (err == -EADDRINUSE) {
-		int other = sp_socket_connect(path);
-
-		if (other >= 0) {
-			close(other);
-			close(fd);
-			logf_("another daemon already listens on %s", path);
-			return -EADDRINUSE;
-		}
-		struct stat st;
-
-		/* a stale socket of a dead daemon (never anything else) */
-		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-			unlink(path);
-		err = bind(fd, (struct sockaddr *)&a, sizeof(a)) ? -errno : 0;
-	}
+	if (!err)
+		(void)chmod(tmp, 0666);	/* anyone may connect: SO_PEERCRED decides */
+	if (!err && listen(fd, 64))
+		err = -errno;
+	if (!err && strcmp(tmp, path) && rename(tmp, path))
+		err = -errno;
 	if (err) {
-		logf_("cannot bind %s: %s", path, strerror(-err));
+		logf_("cannot listen on %s: %s", path, strerror(-err));
+		(void)unlink(tmp);
 		close(fd);
 		return -EADDRNOTAVAIL;
-	}
-	(void)chmod(path, 0666);	/* anyone may connect: SO_PEERCRED decides */
-	if (listen(fd, 64)) {
-		int err = -errno;
-
-		close(fd);
-		return err;
 	}
 	d->listen_fd = fd;
 	snprintf(d->path, sizeof(d->path), "%s", path);

@@ -75,7 +75,8 @@ int sd_client_open_os(struct sd_daemon *d, struct sd_client *c)
 	os->mem_fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (os->pagemap_fd < 0 || os->mem_fd < 0)
 		return -errno;
-	size_t bytes = (SP_OS_RING + SP_OS_AHEAD + 1) * os->page;
+	/* the page buffers as sp_os_open() lays them out (os.h) */
+	size_t bytes = (SP_OS_RING + 2 * SP_OS_AHEAD + 1) * os->page;
 	char *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			 -1, 0);
 
@@ -83,7 +84,8 @@ int sd_client_open_os(struct sd_daemon *d, struct sd_client *c)
 		return -ENOMEM;
 	os->ring = buf;
 	os->ra = buf + SP_OS_RING * os->page;
-	os->tmp = os->ra + SP_OS_AHEAD * os->page;
+	os->chk = os->ra + SP_OS_AHEAD * os->page;
+	os->tmp = os->chk + SP_OS_AHEAD * os->page;
 	os->bufs_len = bytes;
 	return 0;
 }
@@ -547,16 +549,6 @@ static int op_scan_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 	return look(be, mm, vpn, pg, true);
 }
 
-static int op_read_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
-{
-	struct sd_client *c = client_of(be, mm);
-
-	if (!c || pg->kind != SP_PAGE_ANON)
-		return -EINVAL;
-	pg->data = sp_os_data(&c->os, vpn, 0);
-	return pg->data ? 0 : -EFAULT;
-}
-
 static int op_pfn_page(void *be, uint64_t pfn, struct sp_page *pg)
 {
 	memset(pg, 0, sizeof(*pg));
@@ -716,7 +708,6 @@ const struct sp_backend_ops sd_remote_ops = {
 	.find_range = op_find_range,
 	.follow_page = op_follow_page,
 	.scan_page = op_scan_page,
-	.read_page = op_read_page,
 	.pfn_page = op_pfn_page,
 	.merge = op_merge,
 	.merge_zero = op_merge_zero,

@@ -101,7 +101,7 @@ static int store_install(struct samepage *sp, const struct sp_packet *pk)
 	if (nr < 1 || nr != pk->nfds || shift < 12 || shift > 30 || !cap ||
 	    cap > (1ull << shift))
 		return -EPROTO;
-	struct sp_store *st = calloc((size_t)nr, sizeof(*st));
+	struct sp_store *st = sp_arena_alloc(&sp->arena, (size_t)nr * sizeof(*st));
 
 	if (!st)
 		return -ENOMEM;
@@ -119,7 +119,7 @@ static int store_install(struct samepage *sp, const struct sp_packet *pk)
 
 			for (int k = 0; k < n; k++)
 				munmap(st[k].view, cap << sp->os.page_shift);
-			free(st);
+			sp_arena_free(&sp->arena, st);
 			return err;
 		}
 		(void)madvise(st[n].view, cap << sp->os.page_shift, MADV_DONTFORK);
@@ -150,7 +150,7 @@ static struct sp_slot *adopt_slot(struct samepage *sp, uint32_t id, bool zero)
 
 		while (n <= off)
 			n *= 2;
-		struct sp_slot *s = realloc(st->slot, n * sizeof(*s));
+		struct sp_slot *s = sp_arena_realloc(&sp->arena, st->slot, n * sizeof(*s));
 
 		if (!s)
 			return NULL;

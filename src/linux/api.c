@@ -49,23 +49,22 @@ const char *samepage_last_error(void)
 	return last_error[0] ? last_error : "no error";
 }
 
+/* (read without stdio: nothing of ours in the malloc heap) */
 static long read_max_map_count(void)
 {
-	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
-	long v = 65530;
+	int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+	char buf[32];
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	long v = 0;
 
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = 65530;
-		fclose(f);
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		v = strtol(buf, NULL, 10);
 	}
-	return v;
+	return v > 0 ? v : 65530;
 }
-
-/* LeakSanitizer (when the program has it) must look into our own mapping:
- * the engine's heap objects are reachable only from there. */
-extern void __lsan_register_root_region(const void *p, size_t size) __attribute__((weak));
-extern void __lsan_unregister_root_region(const void *p, size_t size) __attribute__((weak));
 
 static void destroy(struct samepage *sp)
 {
@@ -73,12 +72,16 @@ static void destroy(struct samepage *sp)
 	if (sp->ksm)
 		ksm_destroy(sp->ksm);
 	for (size_t i = 0; i < sp->nranges; i++)
-		free(sp->ranges[i].rec);
-	free(sp->ranges);
+		sp_arena_free(&sp->arena, sp->ranges[i].rec);
+	sp_arena_free(&sp->arena, sp->ranges);
 	for (int i = 0; i < SP_PM_CACHE; i++)
-		free(sp->win[i]);
+		sp_arena_free(&sp->arena, sp->win[i]);
 	sp_store_fini(sp);
 	sp_vma_cache_free(sp);
+	/* (the threads were joined) */
+	sp_arena_free(&sp->arena, sp->scanner_stack);
+	sp_arena_free(&sp->arena, sp->reader_stack);
+	sp_arena_release(&sp->arena);
 	sp_os_close(&sp->os);
 	if (sp->stop_pipe[0] >= 0)
 		close(sp->stop_pipe[0]);
@@ -86,9 +89,47 @@ static void destroy(struct samepage *sp)
 		close(sp->stop_pipe[1]);
 	pthread_cond_destroy(&sp->wake);
 	pthread_mutex_destroy(&sp->lock);
-	if (__lsan_unregister_root_region)
-		__lsan_unregister_root_region(sp, sizeof(*sp));
 	munmap(sp, sizeof(*sp));
+}
+
+/* The arena's question (arena.c): does [lo, hi) (bytes, page aligned)
+ * overlap a registered range? */
+static bool registered_in(void *arg, uintptr_t lo, uintptr_t hi)
+{
+	struct samepage *sp = arg;
+	unsigned int sh = sp->os.page_shift;
+	size_t i = sp_range_index(sp, lo >> sh);
+
+	return i < sp->nranges && sp->ranges[i].start < (hi >> sh);
+}
+
+/*
+ * Our threads run on stacks from the arena, so that they too are never
+ * registered: an application that registers every anonymous mapping it
+ * has would otherwise register them, and the fault reader could then park
+ * on a write to its own stack.
+ */
+#define SP_THREAD_STACK (1u << 20)
+
+static int start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *))
+{
+	pthread_attr_t attr;
+	int err;
+
+	*stack = sp_arena_alloc(&sp->arena, SP_THREAD_STACK);
+	if (!*stack)
+		return -ENOMEM;
+	err = -pthread_attr_init(&attr);
+	if (!err)
+		err = -pthread_attr_setstack(&attr, *stack, SP_THREAD_STACK);
+	if (!err)
+		err = -pthread_create(t, &attr, fn, sp);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		sp_arena_free(&sp->arena, *stack);
+		*stack = NULL;
+	}
+	return err;
 }
 
 int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
@@ -100,18 +141,17 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 	*spp = NULL;
 	/* our own state in a mapping of its own, never in the heap: the
 	 * application may register its heap, and these pages are excluded
-	 * from registration (own_page()) */
+	 * from registration (own_page()); all it points to is in the arena
+	 * (nothing there for LeakSanitizer to look into: no malloc'd block) */
 	struct samepage *sp = mmap(NULL, sizeof(*sp), PROT_READ | PROT_WRITE,
 				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	if (sp == MAP_FAILED)
-		sp = NULL;
-	else if (__lsan_register_root_region)
-		__lsan_register_root_region(sp, sizeof(*sp));	/* it points into the heap */
-	if (!sp) {
+	if (sp == MAP_FAILED) {
 		sp_set_error("samepage_open: out of memory");
 		return -ENOMEM;
 	}
+	sp_arena_init(&sp->arena, (size_t)sysconf(_SC_PAGESIZE), registered_in, sp);
+	sp->os.arena = &sp->arena;
 	pthread_mutex_init(&sp->lock, NULL);
 	pthread_condattr_t ca;
 
@@ -168,7 +208,7 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		sp_set_error("samepage: pipe: %s", strerror(errno));
 		goto fail;
 	}
-	err = -pthread_create(&sp->reader, NULL, sp_reader_main, sp);
+	err = start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main);
 	if (err) {
 		sp_set_error("samepage: cannot start the fault reader thread: %s",
 			     strerror(-err));
@@ -177,7 +217,7 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 	sp->reader_started = true;
 	if (sp->opts.agent)
 		goto done;	/* the daemon scans */
-	err = -pthread_create(&sp->scanner, NULL, sp_scanner_main, sp);
+	err = start_thread(sp, &sp->scanner, &sp->scanner_stack, sp_scanner_main);
 	if (err) {
 		sp_set_error("samepage: cannot start the scanner thread: %s", strerror(-err));
 		goto fail;
@@ -223,7 +263,8 @@ void *sp_linux_mm(struct samepage *sp)
 	return sp;
 }
 
-/* Is page @vpn one of the library's own (its state, its page buffers)? */
+/* Is page @vpn one of the library's own (its state, its page buffers,
+ * its arena)? */
 static bool own_page(struct samepage *sp, uint64_t vpn)
 {
 	uint64_t sh = sp->os.page_shift;
@@ -231,7 +272,8 @@ static bool own_page(struct samepage *sp, uint64_t vpn)
 	uint64_t b0 = (uintptr_t)sp->os.ring >> sh;
 	uint64_t b1 = b0 + (sp->os.bufs_len >> sh);
 
-	return (vpn >= s0 && vpn <= s1) || (vpn >= b0 && vpn < b1);
+	return (vpn >= s0 && vpn <= s1) || (vpn >= b0 && vpn < b1) ||
+	       sp_arena_owns(&sp->arena, (uintptr_t)(vpn << sh));
 }
 
 static int madvise_mergeable(struct samepage *sp, uint64_t a, uint64_t b, bool *gap)
@@ -277,7 +319,7 @@ static int madvise_mergeable(struct samepage *sp, uint64_t a, uint64_t b, bool *
 			p = q;
 		}
 	}
-	free(v);
+	sp_arena_free(&sp->arena, v);
 	/* (the engine forgets an mm whose ranges all went away) */
 	if (!err && sp->nranges && !ksm_mm_registered(sp->ksm, sp))
 		err = ksm_enter(sp->ksm, sp);
@@ -293,7 +335,7 @@ static int madvise_unmergeable(struct samepage *sp, uint64_t a, uint64_t b, bool
 
 	if (n < 0)
 		return n;
-	free(v);
+	sp_arena_free(&sp->arena, v);
 	uint64_t sh = sp->os.page_shift;
 	int err = 0;
 

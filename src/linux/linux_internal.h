@@ -90,6 +90,13 @@
  *   executable, sealed, grow-down, or userfaultfd'd by the application are
  *   never registered (madvise returns 0 for them, as the kernel does).
  *
+ *   The library's own memory: struct samepage and the page buffers are
+ *   mappings of their own, and everything else it allocates (the engine's
+ *   objects through the core's zalloc/free hooks included) comes from the
+ *   arena (arena.c), regions it maps itself; never the malloc heap, which
+ *   the application may register.  None of these pages is ever registered,
+ *   so the library never writes a page it write-protected.
+ *
  *   Counters of our own (samepage_get): SP_LINUX_COUNTERS below.
  */
 #ifndef SAMEPAGE_LINUX_INTERNAL_H
@@ -209,6 +216,39 @@ struct sp_pmwin {
 
 #define SP_PM_CACHE 512	/* windows cached (direct-mapped): 2 GiB of address space */
 
+/*
+ * The library's own memory (arena.c): regions of its own mappings, never
+ * the malloc heap, never registered.  Used under the engine lock only.
+ */
+#define SP_ARENA_REGIONS	64
+#define SP_ARENA_CLASSES	14	/* small size classes, 16 .. 2048 bytes */
+
+struct sp_arena_region {
+	char *base;		/* the mapping (page aligned) */
+	size_t pages;		/* its length */
+	uint32_t *map;		/* [pages] what each page holds (arena.c) */
+	uint64_t *used;		/* [pages / 64] handed out, or metadata */
+	uint64_t *dirty;	/* [pages / 64] may hold old content */
+	size_t low;		/* no free page below this index */
+};
+
+struct sp_arena {
+	size_t page;			/* bytes */
+	unsigned int page_shift;
+	struct sp_arena_region region[SP_ARENA_REGIONS];	/* in address order */
+	int nregion;
+	size_t next_bytes;		/* length of the next region */
+	struct sp_arena_class {
+		void *free;		/* freed objects, linked through their first word */
+		char *cur, *end;	/* what is left of the class's current slab */
+	} cls[SP_ARENA_CLASSES];
+	long live;			/* blocks handed out and not freed */
+	/* does [lo, hi) (bytes) overlap a registered range?  A region is
+	 * never mapped there */
+	bool (*registered)(void *arg, uintptr_t lo, uintptr_t hi);
+	void *arg;
+};
+
 /* Test hooks (tests/real_*): see sp_linux_open_opts(). */
 struct sp_linux_opts {
 	int nr_node_ids;	/* 0: from libnuma */
@@ -223,6 +263,7 @@ struct samepage {
 	pthread_mutex_t lock;		/* serialises the engine and all below */
 	struct ksm *ksm;
 	struct sp_backend backend;
+	struct sp_arena arena;		/* all the memory below points into */
 	struct sp_os os;		/* this process's address space */
 	int nr_nodes;
 	int node_shift;			/* slot id = (nid << shift | off) + 1 */
@@ -256,6 +297,7 @@ struct samepage {
 	long merges;			/* pages mapped to a KSM or zero page */
 	long runs_aborted;		/* runs given up for a parked writer */
 	long merges_refused;		/* pages whose mapping changed: not merged */
+	long merges_changed;		/* pages whose content changed: not merged */
 	atomic_long writers_parked;	/* uffd fault messages read */
 
 	/*
@@ -272,6 +314,7 @@ struct samepage {
 	/* threads */
 	pthread_t scanner, reader;
 	bool scanner_started, reader_started;
+	void *scanner_stack, *reader_stack;	/* in the arena: never registered */
 	pthread_cond_t wake;
 	bool stop;
 	int stop_pipe[2];
@@ -294,6 +337,7 @@ struct samepage {
 	X(runs_aborted, sp->runs_aborted)				\
 	X(merge_runs, sp->merge_runs)					\
 	X(merges_refused, sp->merges_refused)				\
+	X(merges_changed, sp->merges_changed)				\
 	X(writers_parked, atomic_load(&sp->writers_parked))
 
 enum check { CHECK_EQUAL, CHECK_ZERO, CHECK_COPY };
@@ -345,6 +389,16 @@ static inline bool rec_counted(uint32_t rec)
 	return (rec & REC_SLOT) != 0;
 }
 
+
+/* arena.c: blocks are zeroed (realloc: the added bytes are not); NULL
+ * when out of memory */
+void sp_arena_init(struct sp_arena *a, size_t page,
+		   bool (*registered)(void *arg, uintptr_t lo, uintptr_t hi), void *arg);
+void sp_arena_release(struct sp_arena *a);
+void *sp_arena_alloc(struct sp_arena *a, size_t size);
+void *sp_arena_realloc(struct sp_arena *a, void *p, size_t size);
+void sp_arena_free(struct sp_arena *a, void *p);
+bool sp_arena_owns(const struct sp_arena *a, uintptr_t addr);
 
 /* store.c */
 int sp_store_init(struct samepage *sp);

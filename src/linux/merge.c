@@ -9,8 +9,8 @@
  * reader can always let its writer go: it aborts the run (removes the
  * protection at once) without taking any lock the engine may hold.  This is
  * what makes it safe for the engine to touch memory the application
- * registered (the engine's own allocations may live in a registered heap,
- * an application thread calling samepage_scan() runs the engine on its own,
+ * registered (the library's own state is never there, arena.c, but an
+ * application thread calling samepage_scan() runs the engine on its own,
  * possibly registered, stack): a write of ours into a page we protected
  * parks us only until the reader has aborted that page's run.
  *
@@ -97,7 +97,7 @@ static const struct vmas *vmas_batch(struct samepage *sp, uint64_t lo, uint64_t 
 	if (sp->vma_cache_gen == sp->pm_gen && sp->vma_cache_lo <= lo &&
 	    sp->vma_cache_hi >= hi && vs->n >= 0)
 		return vs;
-	free(vs->v);
+	sp_arena_free(&sp->arena, vs->v);
 	/* the whole registered span: one read serves the batch */
 	uint64_t a = sp->nranges ? sp->ranges[0].start : lo;
 	uint64_t b = sp->nranges ? sp->ranges[sp->nranges - 1].end : hi;
@@ -115,7 +115,7 @@ static const struct vmas *vmas_batch(struct samepage *sp, uint64_t lo, uint64_t 
 
 void sp_vma_cache_free(struct samepage *sp)
 {
-	free(sp->vma_cache.v);
+	sp_arena_free(&sp->arena, sp->vma_cache.v);
 	sp->vma_cache.v = NULL;
 	sp->vma_cache.n = -1;
 	sp->vma_cache_gen = 0;
@@ -235,17 +235,66 @@ static void run_done(struct samepage *sp, struct sp_run *p, uint32_t j0, uint32_
 	}
 }
 
+/*
+ * Write-protect the pending run @p and check each page against what it is
+ * to map (its store slot's content, or zeros for an anonymous run): one
+ * protection and one read per SP_OS_AHEAD pages instead of per page.  A
+ * page that differs, or cannot be read, is marked in @bad; it keeps its
+ * mapping and is unprotected by the caller.  Runs while the run is still
+ * PENDING, so a writer parking on a page meanwhile makes the reader abort
+ * the run, and the caller then undoes it whole.
+ */
+static void verify_run(struct samepage *sp, struct sp_run *p, uint64_t vpn, uint32_t n,
+		       bool *bad)
+{
+	struct sp_os *os = &sp->os;
+	unsigned int sh = os->page_shift;
+
+	if (sp_os_protect(os, vpn, n, true)) {
+		/* not all of it is ours any more: page by page */
+		for (uint32_t j = 0; j < n; j++)
+			bad[j] = sp_os_protect(os, vpn + j, 1, true) != 0;
+	}
+	for (uint32_t c = 0; c < n; c += SP_OS_AHEAD) {
+		uint32_t m = n - c < SP_OS_AHEAD ? n - c : SP_OS_AHEAD;
+		bool whole = sp_os_read_any(os, vpn + c, m, os->chk) == 0;
+
+		for (uint32_t j = c; j < c + m; j++) {
+			const char *got = os->chk + ((size_t)(j - c) << sh);
+
+			if (bad[j])
+				continue;
+			if (!whole && sp_os_read(os, vpn + j, 1, (void *)got)) {
+				bad[j] = true;
+				continue;
+			}
+			if (p->anon)
+				bad[j] = !sp_mem_is_zero(got, os->page);
+			else
+				bad[j] = memcmp(got, slot_data(sp, slot_id(sp, p->nid, p->off + j)),
+						os->page) != 0;
+		}
+	}
+}
+
 static void flush_run(struct samepage *sp, int k, const struct vmas *vs)
 {
 	struct sp_run *p = &sp->run[k];
-	int state = run_take(p);
 
-	if (state == RUN_FREE)
+	if (atomic_load(&p->state) == RUN_FREE)
 		return;
 	uint64_t vpn = atomic_load(&p->vpn);
 	uint32_t n = atomic_load(&p->n);
+	bool bad[SP_RUN_MAX] = { false };
+
+	if (atomic_load(&p->state) == RUN_PENDING)
+		verify_run(sp, p, vpn, n, bad);
+	int state = run_take(p);
 	unsigned int sh = sp->os.page_shift;
 
+	if (state == RUN_FREE)
+		return;
+	n = atomic_load(&p->n);
 	if (state == RUN_ABORTED) {
 		/* (again: pages may have joined after the abort) */
 		sp_os_protect(&sp->os, vpn, n, false);
@@ -256,10 +305,20 @@ static void flush_run(struct samepage *sp, int k, const struct vmas *vs)
 	}
 	/* map piece by piece: the pages of one VMA at a time */
 	for (uint32_t j = 0; j < n;) {
+		if (bad[j]) {
+			/* changed since the engine saw it: keeps its mapping */
+			sp_os_protect(&sp->os, vpn + j, 1, false);
+			run_undo(sp, p, j, j + 1);
+			sp->merges_changed++;
+			j++;
+			continue;
+		}
 		const struct sp_vma *vma = vs->n > 0 ? vma_at(vs, vpn + j, sh) : NULL;
-		uint32_t e = n;
+		uint32_t e = j + 1;
 		bool ok = vma != NULL;
 
+		while (e < n && !bad[e])
+			e++;
 		if (vma && (vma->end >> sh) - vpn < e)
 			e = (uint32_t)((vma->end >> sh) - vpn);
 		for (uint32_t q = j; ok && q < e; q++)
@@ -429,23 +488,14 @@ int64_t sp_run_next_off(struct samepage *sp, uint64_t vpn, int nid)
 	return -1;
 }
 
-/* The merge of @vpn failed before its record changed: leave the run. */
-static void run_unreserve(struct samepage *sp, int k, uint64_t vpn)
-{
-	struct sp_run *p = &sp->run[k];
-	uint32_t n = atomic_load(&p->n);
-
-	/* an aborted run keeps the page: its record is unchanged, the undo
-	 * skips it */
-	if (atomic_load(&p->state) == RUN_PENDING && n && atomic_load(&p->vpn) + n - 1 == vpn)
-		atomic_store(&p->n, n - 1);
-}
-
 /*
- * Merge page @i of @r into record @rec: join a run, write-protect, check
- * the content (equal to @want; all zeros; or copy it into the new slot of
- * @rec), set the record.  The mapping happens at the flush.  The caller
- * holds a count on @rec's slot, which becomes this page's on success.
+ * Merge page @i of @r into record @rec: join a run and set the record.  The
+ * page is write-protected and checked (equal to its slot's content, or all
+ * zeros for an anonymous record) when the run is flushed, and mapped only
+ * if it passes.  CHECK_COPY: @rec's slot is new and gets the page's content
+ * now, from @want (the engine's copy of it) or read; the check at the flush
+ * then proves the page still holds it.  The caller holds a count on @rec's
+ * slot, which becomes this page's on success.
  */
 int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t rec,
 		  enum check how, const void *want)
@@ -456,37 +506,18 @@ int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t 
 	uint32_t id = rec & REC_SLOT;
 	int nid = id ? slot_nid(sp, id) : 0;
 	uint64_t off = id ? slot_off(sp, id) : 0;
-	int k = run_reserve(sp, vpn, anon, nid, off, old);
-	bool ok;
 
-	if (sp_os_protect(&sp->os, vpn, 1, true)) {
-		run_unreserve(sp, k, vpn);
-		return -EAGAIN;		/* not our mapping any more */
-	}
-	switch (how) {
-	case CHECK_EQUAL:
-		ok = sp_os_equal(&sp->os, vpn, want);
-		break;
-	case CHECK_ZERO:
-		ok = sp_os_is_zero(&sp->os, vpn);
-		break;
-	default:
-		/* make_ksm: the slot was chosen anonymous iff the page was zero */
-		if (anon) {
-			ok = sp_os_is_zero(&sp->os, vpn);
-		} else {
-			char *dst = slot_data(sp, id);
+	if (how == CHECK_COPY && !anon) {
+		char *dst = slot_data(sp, id);
 
-			ok = sp_os_read(&sp->os, vpn, 1, dst) == 0 &&
-			     !sp_mem_is_zero(dst, sp->os.page);
-		}
-		break;
+		if (want)
+			memcpy(dst, want, sp->os.page);
+		else if (sp_os_read(&sp->os, vpn, 1, dst))
+			return -EAGAIN;		/* gone meanwhile */
+		if (sp_mem_is_zero(dst, sp->os.page))
+			return -EAGAIN;		/* zeros go to an anonymous record */
 	}
-	if (!ok) {
-		sp_os_protect(&sp->os, vpn, 1, false);
-		run_unreserve(sp, k, vpn);
-		return -EAGAIN;
-	}
+	(void)run_reserve(sp, vpn, anon, nid, off, old);
 	sp_set_rec(sp, r, i, rec);
 	return 0;
 }
@@ -627,7 +658,7 @@ static void rebuild_ranges(struct samepage *sp, uint64_t start, uint64_t end)
 		if (ok && at >= (r->end << sp->os.page_shift))
 			(void)sp_os_rebuild(&sp->os, r->start, r->end - r->start, vs.v[0].prot,
 					    vs.v[0].flags & VMA_KEEP);
-		free(vs.v);
+		sp_arena_free(&sp->arena, vs.v);
 	}
 }
 
@@ -678,7 +709,7 @@ int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end, bool dis
 				int err = privatize_run(sp, r, v, w - v, vma, discard);
 
 				if (err) {
-					free(vs.v);
+					sp_arena_free(&sp->arena, vs.v);
 					return err;
 				}
 				converted = true;
@@ -691,7 +722,7 @@ int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end, bool dis
 			v++;
 		}
 	}
-	free(vs.v);
+	sp_arena_free(&sp->arena, vs.v);
 	if (converted && !discard)
 		rebuild_ranges(sp, start, end);
 	if (converted)
@@ -739,7 +770,7 @@ int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end)
 			err = sp_os_dontneed(&sp->os, a, b - a);
 		}
 	}
-	free(vs.v);
+	sp_arena_free(&sp->arena, vs.v);
 	sp_cache_invalidate(sp);
 	if (!err)
 		rebuild_ranges(sp, start, end);

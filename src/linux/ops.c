@@ -127,7 +127,7 @@ static int look(struct samepage *sp, void *mm, uint64_t vpn, struct sp_page *pg,
 		if (!pg->data)
 			return 0;	/* gone meanwhile */
 	}
-	/* else read_page() reads it if the engine needs it */
+	/* else the engine never needs it (backend.h, follow_page) */
 	pg->kind = SP_PAGE_ANON;
 	pg->pfn = SP_PFN_ANON | vpn;	/* (space 0: this process) */
 	pg->nid = nid;
@@ -142,16 +142,6 @@ static int op_follow_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 static int op_scan_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 {
 	return look(be, mm, vpn, pg, true);
-}
-
-static int op_read_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
-{
-	struct samepage *sp = be;
-
-	if (mm != sp || pg->kind != SP_PAGE_ANON)
-		return -EINVAL;
-	pg->data = sp_os_data(&sp->os, vpn, 0);
-	return pg->data ? 0 : -EFAULT;
 }
 
 static int op_pfn_page(void *be, uint64_t pfn, struct sp_page *pg)
@@ -289,7 +279,8 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 
 	if (zero)
 		s->flags |= SLOT_ZERO;	/* the hole already reads zeros */
-	int err = sp_merge_page(sp, r, i, zero ? (REC_ANON | id) : id, CHECK_COPY, NULL);
+	int err = sp_merge_page(sp, r, i, zero ? (REC_ANON | id) : id, CHECK_COPY,
+				seen ? seen->data : NULL);
 
 	if (err) {
 		sp_slot_free_unused(sp, id);
@@ -329,11 +320,26 @@ static uint64_t op_now_ms(void *be)
 	return sp_now_ms();
 }
 
+/* The engine's memory: the arena, never the heap (arena.c). */
+static void *op_zalloc(void *be, size_t size)
+{
+	struct samepage *sp = be;
+
+	return sp_arena_alloc(&sp->arena, size);
+}
+
+static void op_free(void *be, void *p, size_t size)
+{
+	struct samepage *sp = be;
+
+	(void)size;
+	sp_arena_free(&sp->arena, p);
+}
+
 const struct sp_backend_ops sp_linux_ops = {
 	.find_range = op_find_range,
 	.follow_page = op_follow_page,
 	.scan_page = op_scan_page,
-	.read_page = op_read_page,
 	.pfn_page = op_pfn_page,
 	.merge = op_merge,
 	.merge_zero = op_merge_zero,
@@ -343,4 +349,6 @@ const struct sp_backend_ops sp_linux_ops = {
 	.set_stable_node = op_set_stable_node,
 	.now_ms = op_now_ms,
 	.cond_resched = NULL,
+	.zalloc = op_zalloc,
+	.free = op_free,
 };

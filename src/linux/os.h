@@ -63,10 +63,13 @@ struct sp_vma {
 	bool exec;		/* executable */
 };
 
-#define SP_OS_RING	128	/* page copies handed out by sp_os_data() */
+#define SP_OS_RING	128	/* page copies handed out by sp_os_data() out of order */
 #define SP_OS_AHEAD	32	/* pages read ahead in one call */
 
+struct sp_arena;
+
 struct sp_os {
+	struct sp_arena *arena;	/* the library's own memory (sp_os_vmas' lists) */
 	int uffd;		/* our userfaultfd, write-protect mode */
 	int pagemap_fd;		/* /proc/self/pagemap */
 	int mem_fd;		/* /proc/self/mem: reads process_vm_readv refuses */
@@ -79,8 +82,9 @@ struct sp_os {
 	/* test hook: the node of the page at @addr, replacing move_pages() */
 	int (*node_of)(void *arg, const void *addr, bool store);
 	void *node_arg;
-	/* page buffers (our own mapping) */
-	char *ring, *ra, *tmp;
+	/* page buffers (our own mapping): copies handed out, the read-ahead
+	 * window (handed out in place), the merge check's, one spare */
+	char *ring, *ra, *chk, *tmp;
 	size_t bufs_len;
 	unsigned int ring_next;
 	uint64_t ra_start;	/* read-ahead window [ra_start, +ra_n) */
@@ -109,8 +113,11 @@ int sp_os_own_node(struct sp_os *os, void *addr, int fallback);
 
 /* content (read through the kernel: any protection, never a fault) */
 int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf);
-/* a copy of present page @vpn (reading @ahead present pages after it
- * along); valid for the next SP_OS_RING - 1 calls; NULL if unreadable */
+/* the same, through process_vm_readv where the pages are exclusive now
+ * (@n <= SP_OS_AHEAD) */
+int sp_os_read_any(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf);
+/* the content of present page @vpn (reading @ahead present pages after
+ * it along); valid until the next call; NULL if unreadable */
 const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead);
 void sp_os_invalidate(struct sp_os *os);	/* forget the read-ahead */
 bool sp_os_equal(struct sp_os *os, uint64_t vpn, const void *want);
@@ -137,7 +144,7 @@ int sp_os_rebuild(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned
 /* what /proc says */
 long sp_os_count_vmas(struct sp_os *os);
 /* the VMAs over [a, b) (bytes); returns their number; *gap if part of
- * [a, b) is not mapped */
+ * [a, b) is not mapped; *out from os->arena (sp_arena_free) */
 int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out,
 	       bool *gap);
 

@@ -98,6 +98,35 @@ static int read_exclusive(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
 	return sp_os_read(os, vpn + done, n - done, (char *)buf + (done << os->page_shift));
 }
 
+/*
+ * @n pages from @vpn (n <= SP_OS_AHEAD), each read the cheaper way its
+ * pagemap entry allows now: process_vm_readv for the pages mapped by this
+ * process alone, /proc/self/mem for the rest.
+ */
+int sp_os_read_any(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
+{
+	uint64_t e[SP_OS_AHEAD];
+
+	if (n > SP_OS_AHEAD || sp_os_pagemap(os, vpn, e, (uint32_t)n) != (int)n)
+		return sp_os_read(os, vpn, n, buf);
+	for (uint64_t i = 0; i < n;) {
+		bool excl = (e[i] & (PM_PRESENT | PM_EXCL | PM_FILE)) == (PM_PRESENT | PM_EXCL);
+		uint64_t j = i + 1;
+
+		while (j < n && excl == ((e[j] & (PM_PRESENT | PM_EXCL | PM_FILE)) ==
+					 (PM_PRESENT | PM_EXCL)))
+			j++;
+		char *dst = (char *)buf + (i << os->page_shift);
+		int err = excl ? read_exclusive(os, vpn + i, j - i, dst) :
+				 sp_os_read(os, vpn + i, j - i, dst);
+
+		if (err)
+			return err;
+		i = j;
+	}
+	return 0;
+}
+
 void sp_os_invalidate(struct sp_os *os)
 {
 	os->ra_n = 0;
@@ -106,14 +135,15 @@ void sp_os_invalidate(struct sp_os *os)
 /*
  * The content of the present page @vpn, with @ahead more pages after it
  * read along (the scan goes in address order); @ahead > 0 only when the
- * caller saw this page and those exclusively mapped.  The returned copy
- * stays valid for the next SP_OS_RING - 1 calls.
+ * caller saw this page and those exclusively mapped.  The content is
+ * handed out where it was read (the window) or copied: valid until the
+ * next call at least.
  */
 const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead)
 {
-	char *dst = os->ring + (size_t)(os->ring_next++ % SP_OS_RING) * os->page;
-
 	if (!(vpn >= os->ra_start && vpn < os->ra_start + os->ra_n)) {
+		char *dst = os->ring + (size_t)(os->ring_next++ % SP_OS_RING) * os->page;
+
 		if (!ahead) {
 			/* a lookup out of order: keep the scan's window */
 			return sp_os_read(os, vpn, 1, dst) ? NULL : dst;
@@ -130,8 +160,7 @@ const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead)
 		os->ra_start = vpn;
 		os->ra_n = ahead + 1;
 	}
-	memcpy(dst, os->ra + ((vpn - os->ra_start) << os->page_shift), os->page);
-	return dst;
+	return os->ra + ((vpn - os->ra_start) << os->page_shift);
 }
 
 bool sp_os_equal(struct sp_os *os, uint64_t vpn, const void *want)
@@ -411,7 +440,7 @@ int sp_os_open(struct sp_os *os)
 		sp_set_error("samepage: cannot open /proc/self/mem: %s", strerror(errno));
 		return err;
 	}
-	size_t bytes = (SP_OS_RING + SP_OS_AHEAD + 1) * os->page;
+	size_t bytes = (SP_OS_RING + 2 * SP_OS_AHEAD + 1) * os->page;
 	char *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			 -1, 0);
 
@@ -421,7 +450,8 @@ int sp_os_open(struct sp_os *os)
 	}
 	os->ring = buf;
 	os->ra = buf + SP_OS_RING * os->page;
-	os->tmp = os->ra + SP_OS_AHEAD * os->page;
+	os->chk = os->ra + SP_OS_AHEAD * os->page;
+	os->tmp = os->chk + SP_OS_AHEAD * os->page;
 	os->bufs_len = bytes;
 	return 0;
 }
@@ -673,22 +703,79 @@ static unsigned int vm_flag(const char *fl)
 	return 0;
 }
 
+/*
+ * The lines of a /proc file, read without stdio: its buffers would be
+ * malloc'd, and nothing of ours lives in the heap (the application may
+ * register it).  A line longer than the buffer is cut (only the start of a
+ * line matters here).
+ */
+struct proc_lines {
+	int fd;
+	size_t len, pos;	/* bytes in buf; start of the next line */
+	bool eof, skip;		/* skip: the rest of a cut line */
+	char buf[16384];
+};
+
+/* The next line, NUL-terminated, without its newline; NULL at the end. */
+static char *proc_line(struct proc_lines *l)
+{
+	for (;;) {
+		char *s = l->buf + l->pos;
+		char *nl = memchr(s, '\n', l->len - l->pos);
+
+		if (l->skip) {
+			l->pos = nl ? (size_t)(nl - l->buf) + 1 : l->len;
+			l->skip = !nl;
+			if (nl)
+				continue;
+		} else if (nl) {
+			*nl = '\0';
+			l->pos = (size_t)(nl - l->buf) + 1;
+			return s;
+		} else if (l->eof) {
+			if (l->pos == l->len)
+				return NULL;
+			l->buf[l->len] = '\0';
+			l->pos = l->len;
+			return s;
+		} else if (l->pos == 0 && l->len == sizeof(l->buf) - 1) {
+			l->buf[l->len] = '\0';
+			l->pos = l->len;
+			l->skip = true;
+			return s;
+		}
+		memmove(l->buf, l->buf + l->pos, l->len - l->pos);
+		l->len -= l->pos;
+		l->pos = 0;
+		ssize_t got = read(l->fd, l->buf + l->len, sizeof(l->buf) - 1 - l->len);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			l->eof = true;
+		else
+			l->len += (size_t)got;
+	}
+}
+
 int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out, bool *gap)
 {
-	FILE *f = fopen("/proc/self/smaps", "re");
-	char *line = NULL;
-	size_t cap = 0, n = 0, c = 0;
+	struct proc_lines f;
+	char *line;
+	size_t n = 0, c = 0;
 	struct sp_vma *v = NULL, *cur = NULL;
 	uint64_t covered = a;
 
-	(void)os;
 	*gap = false;
 	*out = NULL;
-	if (!f) {
+	f.fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+	f.len = f.pos = 0;
+	f.eof = f.skip = false;
+	if (f.fd < 0) {
 		sp_set_error("samepage: cannot read /proc/self/smaps: %s", strerror(errno));
 		return -errno;
 	}
-	while (getline(&line, &cap, f) > 0) {
+	while ((line = proc_line(&f))) {
 		unsigned long long s, e, off = 0;
 		char perms[8] = "", path[256] = "";
 		unsigned long long ino = 0;
@@ -703,12 +790,12 @@ int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out, bo
 				path[0] = 0;
 			if (n == c) {
 				c = c ? 2 * c : 16;
-				struct sp_vma *nv = realloc(v, c * sizeof(*v));
+				struct sp_vma *nv = sp_arena_realloc(os->arena, v,
+								     c * sizeof(*v));
 
 				if (!nv) {
-					free(v);
-					free(line);
-					fclose(f);
+					sp_arena_free(os->arena, v);
+					close(f.fd);
 					return -ENOMEM;
 				}
 				v = nv;
@@ -741,8 +828,7 @@ int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out, bo
 			}
 		}
 	}
-	free(line);
-	fclose(f);
+	close(f.fd);
 	if (covered < b)
 		*gap = true;
 	*out = v;

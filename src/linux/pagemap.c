@@ -84,7 +84,7 @@ int sp_pagemap_entry(struct samepage *sp, uint64_t vpn, uint64_t *e, int *nid)
 		struct sp_pmwin **slot = &sp->win[(vpn / SP_PM_WIN) % SP_PM_CACHE];
 
 		if (!*slot) {
-			*slot = malloc(sizeof(**slot));
+			*slot = sp_arena_alloc(&sp->arena, sizeof(**slot));
 			if (!*slot)
 				return -ENOMEM;
 		}

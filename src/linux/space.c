@@ -117,12 +117,13 @@ void sp_range_join(struct samepage *sp, size_t i)
 
 	if (a->end != b->start || a->prot != b->prot)
 		return;
-	uint32_t *rec = realloc(a->rec, (b->end - a->start) * sizeof(*rec));
+	uint32_t *rec = sp_arena_realloc(&sp->arena, a->rec,
+					 (b->end - a->start) * sizeof(*rec));
 
 	if (!rec)
 		return;
 	memcpy(rec + (a->end - a->start), b->rec, (b->end - b->start) * sizeof(*rec));
-	free(b->rec);
+	sp_arena_free(&sp->arena, b->rec);
 	a->rec = rec;
 	a->end = b->end;
 	memmove(b, b + 1, (sp->nranges - i - 2) * sizeof(*b));
@@ -135,7 +136,7 @@ int sp_range_insert_rec(struct samepage *sp, uint64_t start, uint64_t end, int p
 {
 	if (sp->nranges == sp->cranges) {
 		size_t c = sp->cranges ? sp->cranges * 2 : 16;
-		struct sp_range *r = realloc(sp->ranges, c * sizeof(*r));
+		struct sp_range *r = sp_arena_realloc(&sp->arena, sp->ranges, c * sizeof(*r));
 
 		if (!r)
 			return -ENOMEM;
@@ -154,10 +155,10 @@ int sp_range_insert_rec(struct samepage *sp, uint64_t start, uint64_t end, int p
 
 int sp_range_insert(struct samepage *sp, uint64_t start, uint64_t end, int prot)
 {
-	uint32_t *rec = calloc(end - start, sizeof(*rec));
+	uint32_t *rec = sp_arena_alloc(&sp->arena, (end - start) * sizeof(*rec));
 
 	if (!rec || sp_range_insert_rec(sp, start, end, prot, rec)) {
-		free(rec);
+		sp_arena_free(&sp->arena, rec);
 		return -ENOMEM;
 	}
 	size_t i = 0;
@@ -187,7 +188,7 @@ int sp_range_remove(struct samepage *sp, uint64_t start, uint64_t end)
 
 		(void)sp_os_unregister(&sp->os, a, b - a);
 		if (a == r->start && b == r->end) {
-			free(r->rec);
+			sp_arena_free(&sp->arena, r->rec);
 			memmove(r, r + 1, (sp->nranges - i - 1) * sizeof(*r));
 			sp->nranges--;
 			continue;
@@ -204,14 +205,15 @@ int sp_range_remove(struct samepage *sp, uint64_t start, uint64_t end)
 			uint32_t *old = r->rec;
 			uint64_t old_start = r->start;
 
-			uint32_t *tail = malloc((tail_end - tail_start) * sizeof(*tail));
+			size_t bytes = (tail_end - tail_start) * sizeof(uint32_t);
+			uint32_t *tail = sp_arena_alloc(&sp->arena, bytes);
 
 			if (!tail)
 				return -ENOMEM;
 			memcpy(tail, old + (tail_start - old_start),
 			       (tail_end - tail_start) * sizeof(*old));
 			if (sp_range_insert_rec(sp, tail_start, tail_end, prot, tail)) {
-				free(tail);
+				sp_arena_free(&sp->arena, tail);
 				return -ENOMEM;
 			}
 			r = &sp->ranges[i];	/* (the array may have moved) */

@@ -286,7 +286,7 @@ int sp_store_init(struct samepage *sp)
 	if (phys > 0 && (uint64_t)phys * 4096 / sp->os.page + 1 < cap)
 		cap = (uint64_t)phys * 4096 / sp->os.page + 1;
 
-	sp->store = calloc((size_t)sp->nr_nodes, sizeof(*sp->store));
+	sp->store = sp_arena_alloc(&sp->arena, (size_t)sp->nr_nodes * sizeof(*sp->store));
 	if (!sp->store)
 		return -ENOMEM;
 	for (int n = 0; n < sp->nr_nodes; n++)
@@ -354,9 +354,9 @@ void sp_store_fini(struct samepage *sp)
 			munmap(st->view, st->cap << sp->os.page_shift);
 		if (st->fd >= 0)
 			close(st->fd);
-		free(st->slot);
+		sp_arena_free(&sp->arena, st->slot);
 	}
-	free(sp->store);
+	sp_arena_free(&sp->arena, sp->store);
 	sp->store = NULL;
 }
 
@@ -366,7 +366,7 @@ int sp_query_slot_nid(struct samepage *sp, uint32_t id)
 	return sp_os_own_node(&sp->os, slot_data(sp, id), slot_nid(sp, id));
 }
 
-static int grow_slots(struct sp_store *st, uint64_t need)
+static int grow_slots(struct samepage *sp, struct sp_store *st, uint64_t need)
 {
 	if (need <= st->nslot)
 		return 0;
@@ -374,7 +374,7 @@ static int grow_slots(struct sp_store *st, uint64_t need)
 
 	while (n < need)
 		n *= 2;
-	struct sp_slot *s = realloc(st->slot, n * sizeof(*s));
+	struct sp_slot *s = sp_arena_realloc(&sp->arena, st->slot, n * sizeof(*s));
 
 	if (!s)
 		return -ENOMEM;
@@ -424,7 +424,7 @@ uint32_t sp_slot_alloc(struct samepage *sp, int nid, int64_t hint)
 			return 0;
 	}
 	if (off >= st->hwm) {
-		if (grow_slots(st, off + 1))
+		if (grow_slots(sp, st, off + 1))
 			return 0;
 		st->hwm = off + 1;
 	}
@@ -447,6 +447,8 @@ void sp_slot_release(struct samepage *sp, uint32_t id)
 		return;
 	if (--s->count)
 		return;
+	if (s->node)
+		ksm_page_gone(sp->ksm);	/* its stable node is stale now */
 	s->node = NULL;
 	if (s->flags & SLOT_ZERO) {
 		slot_reclaim(sp, id);

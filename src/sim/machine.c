@@ -201,6 +201,8 @@ void frame_free(struct sim *s, uint64_t pfn)
 		nd->nr_lingering--;
 	blob_put(f->content);
 	f->content = NULL;
+	if (f->stable_node && s->ksm)
+		ksm_page_gone(s->ksm);	/* its node is stale now */
 	f->stable_node = NULL;
 	f->mapcount = 0;
 	f->swapcount = 0;

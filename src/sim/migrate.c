@@ -66,6 +66,8 @@ static struct stable_node *move_frame(struct sim *s, uint64_t old, uint64_t new)
 	of->flags = FRAME_ALLOC;
 	of->mapcount = 0;
 	of->swapcount = 0;
+	if (of->stable_node && s->ksm)
+		ksm_page_gone(s->ksm);	/* (the caller may not tell the engine) */
 	of->stable_node = NULL;
 	frame_free(s, old);
 	return node;
