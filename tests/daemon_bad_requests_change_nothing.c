@@ -2,7 +2,7 @@
 /*
  * daemon_bad_requests_change_nothing - garbage on the daemon's socket
  * (random packets, truncated, too large, a wrong version or magic, wrong
- * lengths, unknown types, requests out of order, bad names, bad ranges,
+ * lengths, unknown types, requests out of order, bad names, bad or vast ranges,
  * counters written, an agent's message sent by a client) gets an error
  * answer and changes nothing: the knobs are as before, and two clients go
  * on merging exactly as without it.  An empty packet reads as the end of
@@ -185,6 +185,10 @@ int main(void)
 	CHECK_EQ(ask(fd, SP_MSG_RANGES, 0, 0, beyond, 16, 1), -EINVAL);
 	CHECK_EQ(ask(fd, SP_MSG_RANGES, 0, 0, unsorted, 16, 2), -EINVAL);
 	CHECK_EQ(ask(fd, SP_MSG_RANGES, 5, 1, NULL, 0, 0), -EINVAL);
+	/* more pages than the daemon would keep records of */
+	uint64_t vast[2] = { 0x1000, 0x1000 + (1ull << 44) };
+
+	CHECK_EQ(ask(fd, SP_MSG_RANGES, 0, 0, vast, 16, 1), -E2BIG);
 	/* memory it does not have: nothing to merge there */
 	CHECK_EQ(ask(fd, SP_MSG_RANGES, 0, 0, r, 16, 1), 0);
 	/* answers nobody asked for are dropped */

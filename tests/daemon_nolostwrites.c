@@ -9,6 +9,8 @@
  */
 #include "daemon_writers.h"
 
+#include "linux_internal.h"	/* (the agent's own counters) */
+
 #define NPROC 3
 
 static size_t npg = 256;
@@ -23,11 +25,11 @@ static void child(int cmd, int ack, int idx)
 	send_byte(ack, 'r');
 	(void)recv_byte(cmd, 600000);
 	writers_stop_and_verify();
-	long ops = 0;
+	long n[3] = { 0, atomic_load(&sp->writers_parked), sp->runs_aborted };
 
 	for (int w = 0; w < NWRITERS; w++)
-		ops += writers_ops(w);
-	CHECK(write(ack, &ops, sizeof(ops)) == (ssize_t)sizeof(ops));
+		n[0] += writers_ops(w);
+	CHECK(write(ack, n, sizeof(n)) == (ssize_t)sizeof(n));
 	CHECK_EQ(samepage_close(sp), 0);
 	_exit(0);
 }
@@ -73,19 +75,22 @@ int main(void)
 	}
 	set(sp, "run", 1);
 	usleep(100000);
-	long ops = 0;
+	long ops = 0, parked = 0, aborted = 0;
 
 	for (int i = 0; i < NPROC; i++)
 		send_byte(ch[i].cmd, 'x');
 	for (int i = 0; i < NPROC; i++) {
-		long n = 0;
+		long n[3] = { 0 };
 
-		CHECK(read(ch[i].ack, &n, sizeof(n)) == (ssize_t)sizeof(n));
-		ops += n;
+		CHECK(read(ch[i].ack, n, sizeof(n)) == (ssize_t)sizeof(n));
+		ops += n[0];
+		parked += n[1];
+		aborted += n[2];
 		CHECK_EQ(child_wait(&ch[i]), 0);
 	}
 	printf("%ld rounds, %ld pages merged by agents, %ld refused, %ld writer operations, "
-	       "0 mismatches\n", rounds, merges, get(sp, "merges_refused"), ops);
+	       "%ld writers parked, %ld runs aborted, 0 mismatches\n", rounds, merges,
+	       get(sp, "merges_refused"), ops, parked, aborted);
 	CHECK(merges > 0);
 	CHECK_EQ(samepage_close(sp), 0);
 	CHECK_EQ(daemon_stop(dpid), 0);

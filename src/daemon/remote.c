@@ -275,6 +275,14 @@ int sd_set_ranges(struct sd_daemon *d, struct sd_client *c, const uint64_t *r, u
 {
 	if (!ranges_valid(r, n) || forget_a > forget_b)
 		return -EINVAL;
+	/* a record per page is kept here: no more pages than the machine could
+	 * hold a few times over (a client must not make the daemon's memory go) */
+	uint64_t pages = 0;
+
+	for (uint32_t k = 0; k < n; k++)
+		pages += r[2 * k + 1] - r[2 * k];
+	if (pages > 4 * d->cap)
+		return -E2BIG;
 	(void)sd_flush_client(d, c);
 	struct sd_range *nr = calloc(n ? n : 1, sizeof(*nr));
 
