@@ -692,7 +692,8 @@ int samepage_connect(struct samepage **spp, const char *socket_path)
 			     strerror(-err));
 		return err;
 	}
-	err = -pthread_create(&a->thread, NULL, agent_main, sp);
+	/* (the scanner's stack: an agent has no scanner) */
+	err = sp_start_thread(sp, &a->thread, &sp->scanner_stack, agent_main);
 	if (err) {
 		samepage_close(sp);
 		sp_set_error("samepage_connect: cannot start the agent thread: %s",

@@ -111,7 +111,7 @@ static bool registered_in(void *arg, uintptr_t lo, uintptr_t hi)
  */
 #define SP_THREAD_STACK (1u << 20)
 
-static int start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *))
+int sp_start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *))
 {
 	pthread_attr_t attr;
 	int err;
@@ -208,7 +208,7 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		sp_set_error("samepage: pipe: %s", strerror(errno));
 		goto fail;
 	}
-	err = start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main);
+	err = sp_start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main);
 	if (err) {
 		sp_set_error("samepage: cannot start the fault reader thread: %s",
 			     strerror(-err));
@@ -217,7 +217,7 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 	sp->reader_started = true;
 	if (sp->opts.agent)
 		goto done;	/* the daemon scans */
-	err = start_thread(sp, &sp->scanner, &sp->scanner_stack, sp_scanner_main);
+	err = sp_start_thread(sp, &sp->scanner, &sp->scanner_stack, sp_scanner_main);
 	if (err) {
 		sp_set_error("samepage: cannot start the scanner thread: %s", strerror(-err));
 		goto fail;

@@ -451,6 +451,8 @@ void *sp_scanner_main(void *arg);
 void *sp_reader_main(void *arg);
 
 /* api.c */
+/* a thread of ours on a stack from the arena (never registered) */
+int sp_start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *));
 void sp_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* agent.c: a handle of samepage_connect() asks the daemon */
