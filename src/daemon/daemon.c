@@ -315,6 +315,18 @@ static void handle(struct sd_daemon *d, struct sd_client *c, const struct sp_msg
 		}
 		err = sd_set_ranges(d, c, payload, h->count, h->arg[0], h->arg[1]);
 		break;
+	case SP_MSG_RECORDS: {
+		uint8_t ok[SP_BATCH_MAX];
+
+		if (c->control || !c->dom || h->count > SP_BATCH_MAX ||
+		    plen != (size_t)h->count * sizeof(struct sp_merge_req)) {
+			err = -EINVAL;
+			break;
+		}
+		sd_take_records(d, c, payload, h->count, ok);
+		(void)sp_msg_send(c->fd, rtype, h->seq, 0, h->count, NULL, ok, h->count, NULL, 0);
+		return;
+	}
 	case SP_MSG_GET: {
 		long v = 0;
 
@@ -643,7 +655,7 @@ int sd_daemon_run(const char *socket_path)
 	}
 	logf_("listening on %s (pid %d)", d->path, (int)getpid());
 	struct pollfd *p = NULL;
-	struct sd_client **who = NULL;
+	uint64_t *who = NULL;	/* the client of p[k] by id (never reused) */
 	size_t cap = 0;
 
 	for (;;) {
@@ -667,9 +679,9 @@ int sd_daemon_run(const char *socket_path)
 		p[2] = (struct pollfd){ .fd = d->kick[0], .events = POLLIN };
 		n = 3;
 		for (struct sd_client *c = d->clients; c; c = c->next) {
-			who[n] = c;
+			who[n] = c->id;
 			p[n++] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
-			who[n] = c;
+			who[n] = c->id;
 			p[n++] = (struct pollfd){ .fd = c->pidfd, .events = POLLIN };
 		}
 		sd_unlock(d);
@@ -692,15 +704,16 @@ int sd_daemon_run(const char *socket_path)
 		for (size_t k = 3; k < n; k++) {
 			if (!p[k].revents)
 				continue;
-			/* (still there? the list may have changed meanwhile) */
+			/* (still there?  The scanner may have reaped it meanwhile,
+			 * and a new client may have its fd numbers now) */
 			struct sd_client *c = d->clients;
 
-			while (c && c != who[k])
+			while (c && c->id != who[k])
 				c = c->next;
 			if (!c || c->dead)
 				continue;
-			if (p[k].fd == c->pidfd)
-				sd_client_gone(d, c);	/* exited */
+			if (k % 2 == 0)
+				sd_client_gone(d, c);	/* its pidfd: exited */
 			else
 				drain(d, c);
 		}

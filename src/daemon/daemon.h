@@ -227,6 +227,8 @@ void sd_client_close_os(struct sd_client *c);
 int sd_set_ranges(struct sd_daemon *d, struct sd_client *c, const uint64_t *r, uint32_t n,
 		  uint64_t forget_a, uint64_t forget_b);
 void sd_drop_records(struct sd_client *c, uint64_t a, uint64_t b, bool notify);
+void sd_take_records(struct sd_daemon *d, struct sd_client *c, const struct sp_merge_req *q,
+		     uint32_t n, uint8_t *ok);
 int sd_flush_client(struct sd_daemon *d, struct sd_client *c);
 uint64_t sd_find_zero_pfn(size_t page, unsigned int shift);
 

@@ -333,6 +333,33 @@ int sd_set_ranges(struct sd_daemon *d, struct sd_client *c, const uint64_t *r, u
 	return 0;
 }
 
+/*
+ * RECORDS: a fork of a client maps @n store pages as its parent did; take
+ * over those whose store page is still counted (shared by someone: its
+ * content and stable node are alive), refuse the others (the agent makes
+ * them private).  @ok[k]: 1 taken over.
+ */
+void sd_take_records(struct sd_daemon *d, struct sd_client *c, const struct sp_merge_req *q,
+		     uint32_t n, uint8_t *ok)
+{
+	(void)sd_flush_client(d, c);
+	for (uint32_t k = 0; k < n; k++) {
+		struct sd_range *r = range_find(c, q[k].vpn);
+		struct sd_slot *s = q[k].slot ? sd_slot_get(c->dom, q[k].slot) : NULL;
+		bool zero = q[k].kind == SP_MERGE_ZERO_SLOT;
+
+		ok[k] = r && s && !r->rec[q[k].vpn - r->start] &&
+			(q[k].kind == SP_MERGE_FILE || zero) &&
+			(s->flags & (SD_SLOT_USED | SD_SLOT_SENT)) == (SD_SLOT_USED | SD_SLOT_SENT) &&
+			!(s->flags & SD_SLOT_ZERO) == !zero;
+		if (!ok[k])
+			continue;
+		s->count++;
+		r->rec[q[k].vpn - r->start] = zero ? (REC_ANON | q[k].slot) : q[k].slot;
+	}
+	c->pm_gen++;
+}
+
 /* ------------------------------------------------------------------------
  * The flush: the agent maps what was decided.
  * --------------------------------------------------------------------- */

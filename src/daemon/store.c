@@ -202,7 +202,7 @@ void sd_slot_put(struct sd_domain *dom, uint32_t id)
 	st->used--;
 	dom->store_pages--;
 	if (s->flags & SD_SLOT_SENT) {
-		s->flags = SD_SLOT_SENT;	/* spent */
+		s->flags &= SD_SLOT_SENT | SD_SLOT_ZERO;	/* spent */
 		return;
 	}
 	/* never named to anyone: its old content may be overwritten */

@@ -68,6 +68,7 @@ struct sp_agent {
 	pthread_t thread;
 	bool thread_started;
 	_Atomic bool stop;
+	bool forked;			/* a fork's copy, not connected yet (ksm_fork) */
 
 	/* calls of the API through the daemon: one at a time */
 	pthread_mutex_t call_lock;
@@ -84,6 +85,8 @@ struct sp_agent {
 	uint64_t ranges[2 * SP_RANGES_MAX] __attribute__((aligned(16)));
 	uint8_t result[SP_BATCH_MAX];
 };
+
+static void handle_remove(struct samepage *sp);
 
 /* ------------------------------------------------------------------------
  * The store of the domain, read-only.
@@ -299,25 +302,35 @@ static void do_unmerge(struct samepage *sp, struct sp_agent *a, const struct sp_
 /* ------------------------------------------------------------------------
  * Connecting.
  * --------------------------------------------------------------------- */
-/* Wait for the answer to @seq on @fd (only while nothing else can come:
- * before the daemon knows our ranges). */
-static int read_answer(int fd, struct sp_packet *pk, uint16_t type, uint32_t seq)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	int r = poll(&p, 1, SP_AGENT_WAIT_MS);
+static void dispatch(struct samepage *sp, struct sp_agent *a, struct sp_packet *pk);
 
-	if (r <= 0)
-		return r ? -errno : -ETIMEDOUT;
-	r = sp_msg_recv(fd, pk, 0);
-	if (r == 0)
-		return -ECONNRESET;
-	if (r < 0)
-		return r;
-	if (pk->h.type != (type | SP_MSG_REPLY) || pk->h.seq != seq) {
+/*
+ * Wait for the answer to @seq on @fd, while connecting (the agent thread
+ * is the one reading): requests of the daemon meanwhile (it may ask to
+ * merge as soon as it knows our ranges) are served on the way.
+ */
+static int read_answer(struct samepage *sp, int fd, struct sp_packet *pk, uint16_t type,
+		       uint32_t seq)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, SP_AGENT_WAIT_MS);
+
+		if (r <= 0)
+			return r ? -errno : -ETIMEDOUT;
+		r = sp_msg_recv(fd, pk, 0);
+		if (r == 0)
+			return -ECONNRESET;
+		if (r < 0)
+			return r;
+		if (pk->h.type == (type | SP_MSG_REPLY) && pk->h.seq == seq)
+			return pk->h.status;
 		sp_packet_close_fds(pk);
-		return -EPROTO;
+		if (!(pk->h.type & SP_MSG_REPLY) && sp && sp->agent->fd == fd)
+			dispatch(sp, sp->agent, pk);
+		else if (!(pk->h.type & SP_MSG_REPLY))
+			return -EPROTO;
 	}
-	return pk->h.status;
 }
 
 /* The ranges registered now, into a->ranges; returns their number. */
@@ -330,6 +343,94 @@ static uint32_t collect_ranges(struct samepage *sp, struct sp_agent *a)
 		a->ranges[2 * n + 1] = sp->ranges[i].end;
 	}
 	return n;
+}
+
+/* Is the store of the hello answer @pk the one we map (same files)? */
+static bool same_store(struct samepage *sp, const struct sp_packet *pk)
+{
+	if (!sp->store || (int)pk->h.arg[0] != sp->nr_nodes || pk->nfds != sp->nr_nodes ||
+	    (int)pk->h.arg[1] != sp->node_shift)
+		return false;
+	for (int n = 0; n < sp->nr_nodes; n++) {
+		struct stat sb;
+
+		if (fstat(pk->fds[n], &sb) || (uint64_t)sb.st_ino != sp->store[n].ino)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A fork tells the daemon which of its pages map store pages (as its
+ * parent's did when it forked); those the daemon does not take over are
+ * made private here.
+ */
+static int send_records(struct samepage *sp, struct sp_agent *a, int fd)
+{
+	static struct sp_merge_req q[SP_BATCH_MAX];	/* (agent thread only) */
+	uint32_t seq = 3;
+	size_t ri = 0;
+	uint64_t v = sp->nranges ? sp->ranges[0].start : 0;
+	int err = 0;
+
+	for (;;) {
+		uint32_t n = 0;
+
+		sp_lock(sp);
+		for (; ri < sp->nranges && n < SP_BATCH_MAX; ri++) {
+			struct sp_range *r = &sp->ranges[ri];
+
+			if (v < r->start)
+				v = r->start;
+			for (; v < r->end && n < SP_BATCH_MAX; v++) {
+				uint32_t rec = r->rec[v - r->start];
+
+				if (!(rec & REC_SLOT) || (rec & REC_COWED))
+					continue;
+				q[n++] = (struct sp_merge_req){
+					.vpn = v, .slot = rec & REC_SLOT,
+					.kind = (rec & REC_ANON) ? SP_MERGE_ZERO_SLOT : SP_MERGE_FILE,
+				};
+			}
+			if (v < r->end)
+				break;
+		}
+		sp_unlock(sp);
+		if (!n)
+			return err;
+		err = sp_msg_send(fd, SP_MSG_RECORDS, ++seq, 0, n, NULL, q, n * sizeof(q[0]),
+				  NULL, 0);
+		if (!err)
+			err = read_answer(sp, fd, &a->rx, SP_MSG_RECORDS, seq);
+		if (!err && a->rx.plen != n)
+			err = -EPROTO;
+		/* refused (or no answer): private pages, as anywhere else */
+		sp_lock(sp);
+		for (uint32_t k = 0; k < n; k++) {
+			if (!err && ((const uint8_t *)a->rx.payload)[k] == 1)
+				continue;
+			struct sp_range *r = sp_range_find(sp, q[k].vpn);
+
+			if (!r)
+				continue;
+			uint64_t i = q[k].vpn - r->start;
+			uint32_t rec = r->rec[i];
+
+			if (rec_file(rec) && !(rec & REC_COWED)) {
+				sp_set_rec(sp, r, i, rec | REC_COWED);
+				sp_note_cowed(sp, q[k].vpn);
+			} else if (rec & REC_ANON) {
+				sp_set_rec(sp, r, i, 0);
+				if (rec & REC_SLOT)
+					sp_slot_release(sp, rec & REC_SLOT);
+			}
+			if (sp->ncow >= SP_COW_MAX)
+				sp_flush_batch(sp);
+		}
+		sp_unlock(sp);	/* (the flush privatizes them) */
+		if (err)
+			return err;
+	}
 }
 
 /*
@@ -348,21 +449,27 @@ static int attach(struct samepage *sp, struct sp_agent *a)
 			      NULL, 0);
 
 	if (!err)
-		err = read_answer(fd, &a->rx, SP_MSG_HELLO, 1);
+		err = read_answer(NULL, fd, &a->rx, SP_MSG_HELLO, 1);
 	if (err) {
 		sp_packet_close_fds(&a->rx);
 		close(fd);
 		return err;
 	}
 	sp_lock(sp);
-	if (sp->store) {
+	bool inherit = a->forked && same_store(sp, &a->rx);
+
+	if (inherit) {
+		/* a fork of a client of this daemon: its merged pages stay
+		 * merged (the daemon takes them over below) */
+		sp_packet_close_fds(&a->rx);
+	} else if (sp->store) {
 		/* the old daemon's pages: private again (its store is not the
 		 * new daemon's), then forget that store */
 		for (size_t i = 0; i < sp->nranges; i++)
 			(void)sp_unmerge_range(sp, sp->ranges[i].start, sp->ranges[i].end, false);
 		store_drop(sp);
 	}
-	err = store_install(sp, &a->rx);
+	err = inherit ? 0 : store_install(sp, &a->rx);
 	uint32_t n = err ? 0 : collect_ranges(sp, a);
 
 	sp_unlock(sp);
@@ -371,17 +478,21 @@ static int attach(struct samepage *sp, struct sp_agent *a)
 		close(fd);
 		return err;
 	}
+	a->fd = fd;	/* (the agent thread's own from here: requests on the way) */
 	err = sp_msg_send(fd, SP_MSG_RANGES, 2, 0, n, NULL, a->ranges, n * 16, NULL, 0);
 	if (!err)
-		err = read_answer(fd, &a->rx, SP_MSG_RANGES, 2);
+		err = read_answer(sp, fd, &a->rx, SP_MSG_RANGES, 2);
+	if (!err && inherit)
+		err = send_records(sp, a, fd);
 	if (err) {
+		a->fd = -1;
 		close(fd);
 		return err;
 	}
 	pthread_mutex_lock(&a->mu);
-	a->fd = fd;
-	a->seq = 2;
+	a->seq = 3;
 	a->connected = true;
+	a->forked = false;
 	pthread_mutex_unlock(&a->mu);
 	return 0;
 }
@@ -471,21 +582,27 @@ static void *agent_main(void *arg)
 			continue;
 		}
 		sp_packet_close_fds(pk);
-		switch (pk->h.type) {
-		case SP_MSG_MERGE:
-			do_merge(sp, a, pk);
-			break;
-		case SP_MSG_PRIVATIZE:
-			do_privatize(sp, pk);
-			break;
-		case SP_MSG_UNMERGE:
-			do_unmerge(sp, a, pk);
-			break;
-		default:
-			break;
-		}
+		dispatch(sp, a, pk);
 	}
 	return NULL;
+}
+
+/* A request of the daemon. */
+static void dispatch(struct samepage *sp, struct sp_agent *a, struct sp_packet *pk)
+{
+	switch (pk->h.type) {
+	case SP_MSG_MERGE:
+		do_merge(sp, a, pk);
+		break;
+	case SP_MSG_PRIVATIZE:
+		do_privatize(sp, pk);
+		break;
+	case SP_MSG_UNMERGE:
+		do_unmerge(sp, a, pk);
+		break;
+	default:
+		break;
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -611,6 +728,8 @@ void sp_agent_stop(struct samepage *sp)
 {
 	struct sp_agent *a = sp->agent;
 
+	handle_remove(sp);
+
 	atomic_store(&a->stop, true);
 	if (write(sp->stop_pipe[1], "x", 1) < 0) {
 		/* (the pipe is never full: one byte) */
@@ -636,6 +755,152 @@ void sp_agent_free(struct samepage *sp)
 	pthread_mutex_destroy(&a->call_lock);
 	munmap(a, sizeof(*a));
 	sp->agent = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * fork(): the child becomes a client of its own (the kernel's ksm_fork).
+ *
+ * Around fork() (pthread_atfork) every connected handle's engine lock is
+ * held, so the child's copy is consistent: no run pending, no page of ours
+ * protected.  In the child the handle is made this process's: a new
+ * userfaultfd (a child inherits the parent's, which acts on the parent's
+ * memory, and no registration), its ranges registered with it, the store
+ * views mapped again (they are MADV_DONTFORK), a stop pipe and threads of
+ * its own; then its agent connects as a new client and hands the daemon
+ * its merged pages (RECORDS), which stay shared until written.  If any of
+ * that fails, the child's handle refuses every call (-ECHILD), and its
+ * memory is right all the same (merged pages are private file mappings of
+ * store pages that never change).  _Fork(), clone() and raw fork system
+ * calls run no atfork handler: such a child is not a client, and its
+ * handle refuses every call.
+ * --------------------------------------------------------------------- */
+#define SP_HANDLES_MAX 16
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct samepage *handles[SP_HANDLES_MAX];
+static int nhandles;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&handles_lock);
+	for (int i = 0; i < nhandles; i++)
+		pthread_mutex_lock(&handles[i]->lock);
+}
+
+static void fork_parent(void)
+{
+	for (int i = nhandles; i-- > 0;)
+		pthread_mutex_unlock(&handles[i]->lock);
+	pthread_mutex_unlock(&handles_lock);
+}
+
+/* The child's copy of @sp becomes this process's handle; 0 or an errno. */
+static int reborn(struct samepage *sp)
+{
+	struct sp_agent *a = sp->agent;
+	int err;
+
+	/* (other threads of the parent may have held these: they are gone) */
+	pthread_mutex_init(&a->call_lock, NULL);
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	a->thread_started = false;
+	sp->reader_started = false;
+	a->connected = false;
+	a->want = 0;
+	atomic_store(&a->stop, false);
+	if (a->fd >= 0)
+		close(a->fd);	/* (the parent's connection) */
+	a->fd = -1;
+	for (int k = 0; k < 2; k++)
+		if (sp->stop_pipe[k] >= 0)
+			close(sp->stop_pipe[k]);
+	if (pipe2(sp->stop_pipe, O_CLOEXEC))
+		return -errno;
+	/* this process's memory: a uffd, /proc/self/{pagemap,mem}, buffers */
+	sp_os_close(&sp->os);
+	err = sp_os_open(&sp->os);
+	if (err)
+		return err;
+	sp->os.nr_nodes = sp->nr_nodes;
+	for (size_t i = 0; i < sp->nranges; i++)
+		(void)sp_os_register(&sp->os, sp->ranges[i].start,
+				     sp->ranges[i].end - sp->ranges[i].start);
+	for (int n = 0; sp->store && n < sp->nr_nodes; n++) {
+		struct sp_store *st = &sp->store[n];
+		size_t bytes = st->cap << sp->os.page_shift;
+
+		st->view = mmap(NULL, bytes, PROT_READ, MAP_SHARED | MAP_NORESERVE, st->fd, 0);
+		if (st->view == MAP_FAILED) {
+			st->view = NULL;
+			return -errno;
+		}
+		(void)madvise(st->view, bytes, MADV_DONTFORK);
+	}
+	sp_cache_invalidate(sp);
+	sp->pid = getpid();
+	a->forked = true;
+	/* (the parent's threads' stacks, copied: not ours to run on) */
+	sp_arena_free(&sp->arena, sp->reader_stack);
+	sp_arena_free(&sp->arena, sp->scanner_stack);
+	sp->reader_stack = sp->scanner_stack = NULL;
+	err = sp_start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main);
+	if (err)
+		return err;
+	sp->reader_started = true;
+	err = sp_start_thread(sp, &a->thread, &sp->scanner_stack, agent_main);
+	if (err)
+		return err;
+	a->thread_started = true;
+	return 0;
+}
+
+static void fork_child(void)
+{
+	for (int i = 0; i < nhandles; i++) {
+		struct samepage *sp = handles[i];
+		pid_t parent = sp->pid;
+
+#if defined(__SANITIZE_THREAD__)
+		/* ThreadSanitizer cannot run threads started in the child of a
+		 * threaded process: under it, forks of clients stay no clients */
+		sp->agent->thread_started = false;
+		pthread_mutex_unlock(&sp->lock);
+		continue;
+#endif
+		if (reborn(sp)) {
+			sp->pid = parent;	/* every call: -ECHILD */
+			sp->agent->thread_started = false;
+		}
+		pthread_mutex_unlock(&sp->lock);
+	}
+	pthread_mutex_unlock(&handles_lock);
+}
+
+static void atfork_init(void)
+{
+	(void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void handle_add(struct samepage *sp)
+{
+	pthread_once(&atfork_once, atfork_init);
+	pthread_mutex_lock(&handles_lock);
+	if (nhandles < SP_HANDLES_MAX)
+		handles[nhandles++] = sp;
+	pthread_mutex_unlock(&handles_lock);
+}
+
+static void handle_remove(struct samepage *sp)
+{
+	pthread_mutex_lock(&handles_lock);
+	for (int i = 0; i < nhandles; i++) {
+		if (handles[i] == sp) {
+			handles[i] = handles[--nhandles];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&handles_lock);
 }
 
 /* ------------------------------------------------------------------------
@@ -701,6 +966,7 @@ int samepage_connect(struct samepage **spp, const char *socket_path)
 		return err;
 	}
 	a->thread_started = true;
+	handle_add(sp);
 	*spp = sp;
 	return 0;
 }

@@ -52,6 +52,13 @@ enum sp_msg_type {
 	SP_MSG_SCAN,		/* arg[0] 1: full scans, arg[1] how many */
 	SP_MSG_STAT,		/* arg[0] SP_STAT_*; reply payload text */
 	/*
+	 * RECORDS client (a fork of a client, after RANGES): count times
+	 *        struct sp_merge_req, pages it maps merged as its parent did;
+	 *        reply payload: count bytes, 1 taken over, 0 refused (the
+	 *        client then makes those pages private).
+	 */
+	SP_MSG_RECORDS,
+	/*
 	 * MERGE  daemon: count times struct sp_merge_req; the agent does the
 	 *        critical section (merge.c) for each page; reply payload: count
 	 *        bytes, 1 merged, 0 refused.
