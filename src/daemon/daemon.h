@@ -44,6 +44,10 @@
  * thread.  A client that does not answer within SD_ANSWER_MS (stopped,
  * stuck) is disconnected: it is an exiting mm from then on.
  *
+ * Forks: the fork of a client becomes a client (agent.c, ksm_fork) and
+ * hands over its merged pages (RECORDS): the daemon counts those whose
+ * store page is still counted, the agent makes the others private.
+ *
  * Death: end of file on a client's socket, or its pidfd, make it an
  * exiting mm (ksm_exit) at the next point where no engine call is running:
  * its records go, the store pages they counted go when no one else maps
