@@ -12,9 +12,12 @@
 #   - no equal KSM page there: the node is slotted in, all mappings with it;
 #   - an equal KSM page there: the seed patch moved the mappings to it one
 #     by one; since stable_node chains (Linux 4.13) a page mapped more than
-#     once joins that content's chain as one more dup, keeping its mappings
-#     (a page mapped once merges into the equal one).  samepage does what the
-#     kernel does; `make numa` shows both on a real two-node machine.
+#     once joins that content's chain as one more dup, keeping its mappings.
+#     A page mapped once is not moved either: the kernel cannot remap a page
+#     that is already a KSM page (it locates a mapping through the page's
+#     anon_vma, which a KSM page lacks), so that mapping just leaves the
+#     stable tree and stays on its own page.  samepage does what the kernel
+#     does; `make numa` shows both on a real two-node machine.
 #
 # Run it:   samepage sim examples/05-numa-migration.sp
 

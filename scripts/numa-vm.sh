@@ -120,7 +120,9 @@ marker="numa-vm-$$-$RANDOM$RANDOM"
 	die "cannot build the initramfs"
 
 # --- boot ---
-append="console=ttyS0 panic=-1 numa_balancing=disable mitigations=off"
+# slab_nomerge: every slab cache stays its own, so that a program can count
+# the objects of one (numa_stories counts KSM's ksm_stable_node).
+append="console=ttyS0 panic=-1 numa_balancing=disable mitigations=off slab_nomerge"
 [ "$verbose" = 1 ] || append="$append quiet loglevel=1"
 log=$work/console.log
 started=0

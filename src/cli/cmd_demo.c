@@ -4,9 +4,13 @@
  * the simulated NUMA machine.  Two nodes, merge_across_nodes=0, pages merged
  * per node; then a KSM page migrates to the other node: once to a node with
  * no equal page (its stable node is re-slotted there with all its mappings)
- * and once to a node that already has an equal KSM page (its mappings move
- * onto that page one by one, and the emptied node is pruned from
- * migrate_nodes).  The trees, migrate_nodes and the counters are shown at
+ * and twice to a node that already has an equal KSM page, where samepage
+ * does what Linux does rather than what seed 001 describes (moving the
+ * mappings onto that page one by one): a page mapped twice joins that
+ * content's stable_node chain as a dup; a page mapped once cannot be merged
+ * (the kernel cannot remap a page that is already KSM), its node stays parked
+ * until its page is freed, and then the next full scan prunes it from
+ * migrate_nodes.  The trees, migrate_nodes and the counters are shown at
  * every step, and the consistency checker runs after each.
  *
  * `samepage demo` (or --real) shows real savings instead: sandboxes of
@@ -64,7 +68,7 @@ static void mappings_of(struct sim *sim, const struct stable_node *node,
 static void show_node(void *arg, const struct ksm_node_info *info)
 {
 	struct show_ctx *ctx = arg;
-	char maps[256];
+	char maps[256], where[16];
 
 	ctx->shown++;
 	if (info->is_chain) {
@@ -72,10 +76,11 @@ static void show_node(void *arg, const struct ksm_node_info *info)
 		return;
 	}
 	mappings_of(ctx->sim, info->node, maps, sizeof(maps));
-	printf("    %s%s page %-6lu on node %s%-2d  tree nid %d  mapped by %s%s\n",
+	/* a stale node's page is on no node: "-" */
+	snprintf(where, sizeof(where), info->page_nid < 0 ? "-" : "%d", info->page_nid);
+	printf("    %s%s page %-6lu on node %-2s  tree nid %d  mapped by %s%s\n",
 	       info->is_dup ? "  dup " : "", info->on_migrate_list ? "[migrate_nodes]" : "",
-	       (unsigned long)info->kpfn, info->page_nid < 0 ? "-" : "",
-	       info->page_nid < 0 ? 0 : info->page_nid, info->nid,
+	       (unsigned long)info->kpfn, where, info->nid,
 	       maps[0] ? maps : "(none)",
 	       info->page_nid >= 0 && info->page_nid != info->nid && !info->on_migrate_list ?
 	       "   <- misplaced: page migrated" :
@@ -176,20 +181,38 @@ static int demo_sim(void)
 		goto fail;
 	show_state(sim);
 
-	say("5. The scanner visits A:0 first: the node is parked on migrate_nodes, the");
-	say("   search finds the equal page of node 1, and A:0 is moved onto it.");
-	say("   B:0 still maps the parked page.");
+	say("5. The scanner visits A:0 first: the node is parked on migrate_nodes and");
+	say("   the search finds the equal page of node 1.  Seed 001 moved the mappings");
+	say("   onto it one by one; Linux since 4.13 does not: a parked page mapped more");
+	say("   than once (A:0, B:0) joins that content as one more dup of a stable_node");
+	say("   chain, keeping its mappings.  samepage does what Linux does.");
 	if (run(sim, "scan 1"))
 		goto fail;
 	show_state(sim);
 
-	say("6. The rest of the pass moves B:0 too; the parked node has no mapping left,");
-	say("   its page is freed, and the next full scan prunes it from migrate_nodes.");
-	if (run(sim, "scan full 2"))
+	say("6. B writes its page of image 1 (copy-on-write): that KSM page is left");
+	say("   with one mapping, A:1, and is migrated to node 1, where C and D share an");
+	say("   equal page.  The scanner parks its node and finds the equal page, but");
+	say("   the kernel cannot remap a page that is already a KSM page (it finds");
+	say("   the mapping through the page's anon_vma, and a KSM page has none):");
+	say("   A:1 leaves the stable tree and keeps its page; the node stays parked,");
+	say("   valid, mapped by nobody the tree knows of.");
+	if (run(sim, "write B 1 0 0x77") || run(sim, "scan full 1") ||
+	    run(sim, "migrate A 1 1") || run(sim, "scan full 1"))
 		goto fail;
 	show_state(sim);
 
-	say("7. run=2 unmerges everything: every page private again, no stable node left,");
+	say("7. A writes A:1 too: its KSM page is freed, and the parked node is stale.");
+	say("   No search will ever pass it; the prune of migrate_nodes at the start of");
+	say("   the next full scan removes it.");
+	if (run(sim, "write A 1 0 0x55"))
+		goto fail;
+	show_state(sim);
+	if (run(sim, "scan full 1"))
+		goto fail;
+	show_state(sim);
+
+	say("8. run=2 unmerges everything: every page private again, no stable node left,");
 	say("   and merge_across_nodes can be switched back without EBUSY.");
 	if (run(sim, "set run 2") || run(sim, "set merge_across_nodes 1"))
 		goto fail;

@@ -40,7 +40,7 @@
  *     change memory (merge, merge_zero, make_ksm, unmerge, set_stable_node,
  *     flush), and across at least 64 further follow_page/pfn_page calls
  *     (a tree walk keeps its candidate's content while it looks at the
- *     tree's pages); scan_page's only until the next scan_page call.  It may be a snapshot (real
+ *     tree's pages); read_page's only until the next read_page call.  It may be a snapshot (real
  *     memory copies pages through the kernel) or the page itself, whose
  *     content may change under a concurrent writer: the engine only uses
  *     it to order trees and to choose candidates; merge re-checks content
@@ -104,13 +104,15 @@ struct sp_backend_ops {
 	int (*follow_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
 
 	/*
-	 * scan_page - optional (may be NULL: follow_page is used).  The same
-	 * as follow_page, called only by the scan cursor, which visits the
-	 * pages of a range in increasing order: the backend may read the
-	 * following pages along (real memory reads through the kernel, one
-	 * call for many pages).
+	 * read_page - optional (NULL: follow_page always sets data).  Sets
+	 * pg->data of an SP_PAGE_ANON page that follow_page just described
+	 * without it; called only by the scan cursor, for the pages it does
+	 * not skip (smart scan skips without reading, as the kernel does),
+	 * in increasing order of address: the backend may read the following
+	 * pages along (real memory reads through the kernel, one call for
+	 * many).  Returns 0, or an errno if the page went away meanwhile.
 	 */
-	int (*scan_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
+	int (*read_page)(void *be, void *mm, uint64_t vpn, struct sp_page *pg);
 
 	/*
 	 * pfn_page - describe the page @pfn (a KSM page the engine knows by

@@ -121,11 +121,29 @@ static void check_page_node(struct checker *ck, const struct stable_node *node)
 	ck->stable_items += n;
 	if (node_valid(ck, node, &pg) && node->key != ksm_page_key(pg.data))
 		finding(ck, "stable node's cached key differs from its page", (long)node->kpfn, NOARG);
+	if (node_valid(ck, node, &pg) && node->checksum != ksm_calc_checksum(ck->ksm, pg.data))
+		finding(ck, "stable node's cached checksum differs from its page",
+			(long)node->kpfn, NOARG);
 }
 
 static int cmp_pages(struct ksm *ksm, const struct sp_page *a, const struct sp_page *b)
 {
 	return ksm_memcmp_pages(ksm, a->data, b->data);
+}
+
+/* The stable tree's order: key (the first 8 bytes), checksum, content. */
+static int cmp_stable(struct ksm *ksm, const struct sp_page *a, const struct sp_page *b)
+{
+	uint64_t ka = ksm_page_key(a->data), kb = ksm_page_key(b->data);
+	uint32_t ca, cb;
+
+	if (ka != kb)
+		return ka < kb ? -1 : 1;
+	ca = ksm_calc_checksum(ksm, a->data);
+	cb = ksm_calc_checksum(ksm, b->data);
+	if (ca != cb)
+		return ca < cb ? -1 : 1;
+	return cmp_pages(ksm, a, b);
 }
 
 static void check_stable_tree(struct checker *ck, int nid)
@@ -189,7 +207,7 @@ static void check_stable_tree(struct checker *ck, int nid)
 		if (!repr)
 			continue;	/* stale: no content to order by */
 		if (have_prev && ksm->be.ops->pfn_page(ksm->be.be, prev_pfn, &prev) == 0 &&
-		    node_valid(ck, repr, &cur) && cmp_pages(ksm, &prev, &cur) >= 0)
+		    node_valid(ck, repr, &cur) && cmp_stable(ksm, &prev, &cur) >= 0)
 			finding(ck, "stable tree out of order, nid", nid, NOARG);
 		prev_pfn = repr->kpfn;
 		have_prev = true;

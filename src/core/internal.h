@@ -188,10 +188,12 @@ struct stable_node {
 					 * pages never change; a chain has its dups') */
 	uint64_t valid_epoch;		/* !is_chain: ksm->gone_epoch when its page
 					 * was last found to be its own */
+	uint32_t checksum;		/* its page's checksum: the order after key
+					 * (a chain has its dups') */
 	bool is_chain;			/* a chain: no page of its own */
 	uint8_t place;			/* enum stable_node_place */
-	int nid;			/* nid of the tree holding it (chain's for a dup) */
 	/* the rest */
+	int nid;			/* nid of the tree holding it (chain's for a dup) */
 	struct list_head list;		/* SN_MIGRATE: on migrate_nodes;
 					 * SN_DUP: on chain->dups */
 	struct stable_node *chain;	/* SN_DUP: the chain holding it */
@@ -369,7 +371,7 @@ bool get_ksm_page(struct ksm *ksm, struct stable_node *node, struct sp_page *pg)
 void remove_node_from_stable_tree(struct ksm *ksm, struct stable_node *node);
 void stable_node_dup_del(struct ksm *ksm, struct stable_node *dup);
 void stable_node_park(struct ksm *ksm, struct stable_node *node);
-int stable_tree_search(struct ksm *ksm, const struct sp_page *page,
+int stable_tree_search(struct ksm *ksm, const struct sp_page *page, uint32_t checksum,
 		       struct stable_node **found, struct sp_page *kpage);
 struct stable_node *stable_tree_insert(struct ksm *ksm, const struct sp_page *kpage);
 void stable_tree_append(struct ksm *ksm, struct rmap_item *item,

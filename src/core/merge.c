@@ -19,6 +19,22 @@ static inline void *item_mm(const struct ksm *ksm, const struct rmap_item *item)
 /*
  * try_to_merge_with_ksm_page - map @kpage at @item's address instead of
  * @page.  Mapping a KSM page onto itself (a forked KSM page) is a no-op.
+ *
+ * A page that is itself a KSM page (it has a stable node) never merges into
+ * a different KSM page: -EFAULT, nothing done.  That is what Linux does, in
+ * the seeds' 3.9 as in 6.1 and today: to write-protect and then replace the
+ * page's mapping, the kernel first computes the page's address in the VMA
+ * from the page's anon_vma (page_address_in_vma(), called by
+ * write_protect_page() and replace_page()), and a KSM page has none: its
+ * mapping field holds its stable node instead.  So when a migrated KSM page
+ * mapped once finds an equal KSM page on its new node (seed 001 meant its
+ * mapping to move there), the caller has already taken @item off the
+ * migrated page's node (pages_shared or pages_sharing one less), the merge
+ * fails, and @item is left in no tree, its page still a KSM page whose node
+ * stays parked on migrate_nodes (not stale: the page still points back to
+ * it).  Every later visit finds the same and fails the same way.  A KSM page
+ * without a back pointer (an undo that failed left it; the kernel has no
+ * such lasting state) is still merged like an ordinary page.
  */
 static int try_to_merge_with_ksm_page(struct ksm *ksm, struct rmap_item *item,
 				      const struct sp_page *page,
@@ -28,6 +44,8 @@ static int try_to_merge_with_ksm_page(struct ksm *ksm, struct rmap_item *item,
 
 	if (page->kind == SP_PAGE_KSM && page->pfn == kpage->pfn)
 		return 0;
+	if (page->kind == SP_PAGE_KSM && page->stable_node)
+		return -EFAULT;
 	err = ops(ksm)->merge(ksm->be.be, item_mm(ksm, item), item->vpn, page, kpage->pfn);
 	if (err)
 		return err;
@@ -149,7 +167,9 @@ void cmp_and_merge_page(struct ksm *ksm, struct rmap_item *item, struct sp_page 
 			return;
 	}
 
-	stable_tree_search(ksm, page, &found, &kpage);
+	if (node)	/* a KSM page: its content's checksum is its node's */
+		checksum = node->checksum;
+	stable_tree_search(ksm, page, checksum, &found, &kpage);
 	if (found && kpage.pfn == page->pfn && page->kind == SP_PAGE_KSM &&
 	    (item->flags & RMAP_STABLE) && item->head == found)
 		return;
@@ -162,8 +182,6 @@ void cmp_and_merge_page(struct ksm *ksm, struct rmap_item *item, struct sp_page 
 		return;
 	}
 
-	if (node)	/* (a KSM page's checksum was not needed so far) */
-		checksum = ksm_calc_checksum(ksm, page->data);
 	tree_item = unstable_tree_search_insert(ksm, item, page, checksum, &tree_page);
 	if (!tree_item)
 		return;

@@ -140,8 +140,6 @@ static void scan_enter_slot(struct ksm *ksm, struct ksm_mm_slot *slot)
 static struct rmap_item *scan_get_next_rmap_item(struct ksm *ksm, struct sp_page *page)
 {
 	const struct sp_backend_ops *ops = ksm->be.ops;
-	int (*look)(void *, void *, uint64_t, struct sp_page *) =
-		ops->scan_page ? ops->scan_page : ops->follow_page;
 	struct ksm_mm_slot *slot;
 
 	if (list_empty(&ksm->mm_head))
@@ -166,7 +164,7 @@ static struct rmap_item *scan_get_next_rmap_item(struct ksm *ksm, struct sp_page
 				struct rmap_item *item;
 				uint64_t vpn = ksm->scan.vpn;
 
-				if (look(ksm->be.be, slot->mm, vpn, page))
+				if (ops->follow_page(ksm->be.be, slot->mm, vpn, page))
 					continue;
 				if (page->kind != SP_PAGE_ANON && page->kind != SP_PAGE_KSM)
 					continue;
@@ -177,6 +175,11 @@ static struct rmap_item *scan_get_next_rmap_item(struct ksm *ksm, struct sp_page
 					continue;	/* out of memory: try again next pass */
 				ksm->scan.rmap_list = &item->rmap_list;
 				if (should_skip_rmap_item(ksm, page, item))
+					continue;	/* (never read) */
+				if (!page->data && ops->read_page &&
+				    ops->read_page(ksm->be.be, slot->mm, vpn, page))
+					continue;	/* gone meanwhile */
+				if (!page->data)
 					continue;
 				ksm->scan.vpn = vpn + 1;
 				return item;

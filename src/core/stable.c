@@ -249,6 +249,7 @@ static struct stable_node *alloc_stable_node_chain(struct ksm *ksm,
 	chain->place = SN_TREE;
 	chain->nid = dup->nid;
 	chain->key = dup->key;
+	chain->checksum = dup->checksum;
 	chain->chain_prune_time = ops(ksm)->now_ms(ksm->be.be);
 	ksm->c.stable_node_chains++;
 	/* The chain takes the node's place in the tree; the node becomes its first dup. */
@@ -258,16 +259,23 @@ static struct stable_node *alloc_stable_node_chain(struct ksm *ksm,
 }
 
 /*
- * Order @page (whose key is @key) against tree node @dup's page: by the
- * cached keys when they differ, which spares a cache miss on the tree page
- * at every level of the walk; by the full page otherwise.
+ * Order @page (whose key is @key, its checksum @checksum) against tree node
+ * @dup's page: by the cached keys, then checksums, when they differ, which
+ * spares a cache miss on the tree page at almost every level of the walk.
+ * Equal keys and checksums compare the pages in full if @exact; otherwise
+ * they are taken as equal (a search: the merge checks the content in full,
+ * write-protected, before it maps anything, so a page that differs after
+ * all is only not merged).
  */
-static int cmp_with_node(const struct ksm *ksm, uint64_t key, const void *data,
-			 const struct stable_node *dup, const struct sp_page *tree_pg)
+static int cmp_with_node(const struct ksm *ksm, uint64_t key, uint32_t checksum,
+			 const void *data, const struct stable_node *dup,
+			 const struct sp_page *tree_pg, bool exact)
 {
 	if (key != dup->key)
 		return key < dup->key ? -1 : 1;
-	return ksm_memcmp_pages(ksm, data, tree_pg->data);
+	if (checksum != dup->checksum)
+		return checksum < dup->checksum ? -1 : 1;
+	return exact ? ksm_memcmp_pages(ksm, data, tree_pg->data) : 0;
 }
 
 /*
@@ -280,14 +288,15 @@ static int cmp_with_node(const struct ksm *ksm, uint64_t key, const void *data,
  * - @page is a KSM page whose node is parked on migrate_nodes (seed 001):
  *   if no equal page lives in this node's tree, the parked node is slotted
  *   right into it with all its mappings (found = the parked node); if one
- *   does, found is that page, and the mappings move onto it one by one as
- *   the scanner visits them.
+ *   does and @page is mapped once, found is that page (seed 001 moved the
+ *   mappings onto it one by one; the kernel's merge of a KSM page into
+ *   another fails, see try_to_merge_with_ksm_page()).
  * - an equal node found misplaced (its page migrated) is parked, replaced by
  *   the parked node of @page if there is one.
  * - a parked node whose equal page is full joins that content's chain as a
  *   dup (what Linux does since chains exist).
  */
-int stable_tree_search(struct ksm *ksm, const struct sp_page *page,
+int stable_tree_search(struct ksm *ksm, const struct sp_page *page, uint32_t checksum,
 		       struct stable_node **found, struct sp_page *kpage)
 {
 	struct stable_node *page_node = page->kind == SP_PAGE_KSM ? page->stable_node : NULL;
@@ -313,6 +322,8 @@ again:
 	parent = NULL;
 	while (*link) {
 		node = rb_entry(*link, struct stable_node, node);
+		__builtin_prefetch((*link)->left);	/* (see unstable.c) */
+		__builtin_prefetch((*link)->right);
 		/*
 		 * A plain node of another key, found valid since the last page
 		 * went away (ksm_page_gone), is passed without asking the
@@ -321,14 +332,16 @@ again:
 		 * looked at as the kernel does at every level, which prunes it
 		 * if stale (and a chain's stale dups).
 		 */
-		if (!node->is_chain && key != node->key && node->valid_epoch == ksm->gone_epoch) {
+		if (!node->is_chain && node->valid_epoch == ksm->gone_epoch &&
+		    (key != node->key || checksum != node->checksum)) {
 			parent = &node->node;
-			link = key < node->key ? &parent->left : &parent->right;
+			link = cmp_with_node(ksm, key, checksum, NULL, node, NULL, false) < 0 ?
+				       &parent->left : &parent->right;
 			continue;
 		}
 		if (!stable_node_chain(ksm, &node, root, true, &dup, &tree_pg))
 			goto again;
-		ret = cmp_with_node(ksm, key, page->data, dup, &tree_pg);
+		ret = cmp_with_node(ksm, key, checksum, page->data, dup, &tree_pg, false);
 		parent = &node->node;
 		if (ret < 0) {
 			link = &parent->left;
@@ -340,8 +353,9 @@ again:
 			 * its mappings up in one go: it joins the content's
 			 * chain as a dup, keeping them (Linux since 4.13,
 			 * stable_node chains; seed 001 predates them and moved
-			 * the mappings one by one).  With one mapping it merges
-			 * into the equal page.
+			 * the mappings one by one).  With one mapping the equal
+			 * page is returned, and the merge into it fails as the
+			 * kernel's does (try_to_merge_with_ksm_page()).
 			 */
 			if (page_node && page->mapcount > 1)
 				goto chain_append;
@@ -429,6 +443,7 @@ struct stable_node *stable_tree_insert(struct ksm *ksm, const struct sp_page *kp
 	int nid = ksm_numa(ksm, kpage->nid);
 	struct rb_root *root = &ksm->root_stable_tree[nid];
 	uint64_t key = ksm_page_key(kpage->data);
+	uint32_t checksum = ksm_calc_checksum(ksm, kpage->data);
 	struct stable_node *node = NULL, *dup, *newn;
 	struct rb_node **link, *parent;
 	struct sp_page tree_pg;
@@ -443,7 +458,7 @@ again:
 		node = rb_entry(*link, struct stable_node, node);
 		if (!stable_node_chain(ksm, &node, root, false, &dup, &tree_pg))
 			goto again;
-		ret = cmp_with_node(ksm, key, kpage->data, dup, &tree_pg);
+		ret = cmp_with_node(ksm, key, checksum, kpage->data, dup, &tree_pg, true);
 		parent = &node->node;
 		if (ret < 0) {
 			link = &parent->left;
@@ -460,6 +475,7 @@ again:
 		return NULL;
 	newn->kpfn = kpage->pfn;
 	newn->key = key;
+	newn->checksum = checksum;
 	newn->nid = nid;
 	newn->place = SN_TREE;
 

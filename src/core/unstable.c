@@ -80,6 +80,11 @@ struct rmap_item *unstable_tree_search_insert(struct ksm *ksm, struct rmap_item 
 		struct ksm_mm_slot *slot = rmap_slot(ksm, tree_item);
 		int ret;
 
+		/* the next level's item is a cache miss: start it now (a
+		 * prefetch of NULL is harmless) */
+		__builtin_prefetch((*link)->left);
+		__builtin_prefetch((*link)->right);
+
 		if (slot->exiting)
 			return NULL;
 		if (key != tree_item->key) {

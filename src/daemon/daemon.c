@@ -49,8 +49,7 @@ void sd_lock(struct sd_daemon *d)
 	/* the clients may have written anything since */
 	d->gen++;
 	for (struct sd_client *c = d->clients; c; c = c->next)
-		if (c->os.ring)
-			sp_os_invalidate(&c->os);
+		c->win_n = 0;
 }
 
 void sd_unlock(struct sd_daemon *d)
@@ -120,7 +119,7 @@ static void client_free(struct sd_daemon *d, struct sd_client *c)
 	for (size_t i = 0; i < c->nranges; i++)
 		free(c->ranges[i].rec);
 	free(c->ranges);
-	sd_client_close_os(c);
+	sd_client_close_os(d, c);
 	while (c->stash) {
 		struct sd_stash *s = c->stash;
 
@@ -269,7 +268,7 @@ static int hello(struct sd_daemon *d, struct sd_client *c, const struct sp_msg *
 	}
 	if (err) {
 		/* as before the hello */
-		sd_client_close_os(c);
+		sd_client_close_os(d, c);
 		close(c->pidfd);
 		c->pidfd = -1;
 		return err;
@@ -440,7 +439,7 @@ static void accept_client(struct sd_daemon *d)
 	}
 	c->fd = fd;
 	c->pidfd = -1;
-	c->os.pagemap_fd = c->os.mem_fd = -1;
+	c->pagemap_fd = c->mem_fd = -1;
 	c->pid = cr.pid;
 	c->uid = cr.uid;
 	c->gid = cr.gid;

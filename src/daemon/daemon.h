@@ -154,7 +154,13 @@ struct sd_client {
 	bool control;		/* `samepage ctl`: no address space */
 	bool dead;		/* gone (or disconnected): reaped soon */
 	struct sd_domain *dom;
-	struct sp_os os;	/* reads of its memory (pid, mem, pagemap) */
+	/* reading its memory from here (remote.c) */
+	int pagemap_fd;		/* /proc/PID/pagemap */
+	int mem_fd;		/* /proc/PID/mem */
+	char *win;		/* read-ahead window: SP_OS_AHEAD pages */
+	char *tmp;		/* one page */
+	uint64_t win_start;	/* the window holds [win_start, +win_n) */
+	uint32_t win_n;
 	struct sd_range *ranges;
 	size_t nranges;
 	struct sd_pending batch[SP_BATCH_MAX];
@@ -162,7 +168,7 @@ struct sd_client {
 	uint64_t priv[SP_BATCH_MAX];	/* seen copied-on-write: to privatize */
 	uint32_t npriv;
 	uint32_t seq;
-	struct sd_pmwin *win[SD_PM_CACHE];
+	struct sd_pmwin *win_pm[SD_PM_CACHE];
 	uint64_t pm_gen;
 	struct sd_stash *stash, **stash_tail;
 	long merges;		/* pages merged, ever */
@@ -227,7 +233,7 @@ long sd_store_pages(struct sd_daemon *d);
 /* remote.c */
 extern const struct sp_backend_ops sd_remote_ops;
 int sd_client_open_os(struct sd_daemon *d, struct sd_client *c);
-void sd_client_close_os(struct sd_client *c);
+void sd_client_close_os(struct sd_daemon *d, struct sd_client *c);
 int sd_set_ranges(struct sd_daemon *d, struct sd_client *c, const uint64_t *r, uint32_t n,
 		  uint64_t forget_a, uint64_t forget_b);
 void sd_drop_records(struct sd_client *c, uint64_t a, uint64_t b, bool notify);

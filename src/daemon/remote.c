@@ -4,12 +4,12 @@
  * merge domain: the "remote" OS layer.
  *
  * Looking: a client's pagemap (/proc/PID/pagemap, windows of SD_PM_WIN
- * entries kept for one hold of the daemon lock) and content (the read
- * functions of os.h on an sp_os whose pid and fds are the client's:
- * process_vm_readv with read-ahead along the scan, /proc/PID/mem for the
- * rest).  The copies are kept in the sp_os ring, so the page read for
- * hashing during a scan is the one the tree walks compare (no remote read
- * per tree level); unstable-tree pages met again are read once more.
+ * entries kept for one hold of the daemon lock) and content (read here:
+ * /proc/PID/mem, which pins nothing, and process_vm_readv with read-ahead
+ * along the scan for pages mapped by the client alone).  The engine's
+ * walks decide by the keys of the pages (core/unstable.c) and the agent's
+ * check under write protection confirms a match, so a tree walk needs no
+ * remote read per level.
  *
  * Records: one per page of each range, with the meaning of
  * linux_internal.h (slot, REC_ANON | slot for a zero-content slot,
@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -60,52 +61,105 @@ static struct sd_client *client_of(void *be, void *mm)
 int sd_client_open_os(struct sd_daemon *d, struct sd_client *c)
 {
 	char p[64];
-	struct sp_os *os = &c->os;
 
-	memset(os, 0, sizeof(*os));
-	os->uffd = -1;
-	os->pid = c->pid;
-	os->page = d->page;
-	os->page_shift = d->page_shift;
-	os->zero_pfn = d->zero_pfn;
-	os->nr_nodes = d->nr_nodes;
 	snprintf(p, sizeof(p), "/proc/%d/pagemap", (int)c->pid);
-	os->pagemap_fd = open(p, O_RDONLY | O_CLOEXEC);
+	c->pagemap_fd = open(p, O_RDONLY | O_CLOEXEC);
 	snprintf(p, sizeof(p), "/proc/%d/mem", (int)c->pid);
-	os->mem_fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (os->pagemap_fd < 0 || os->mem_fd < 0)
+	c->mem_fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (c->pagemap_fd < 0 || c->mem_fd < 0)
 		return -errno;
-	/* the page buffers as sp_os_open() lays them out (os.h) */
-	size_t bytes = (SP_OS_RING + 2 * SP_OS_AHEAD + 1) * os->page;
-	char *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			 -1, 0);
+	char *buf = mmap(NULL, (SP_OS_AHEAD + 1) * d->page, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (buf == MAP_FAILED)
 		return -ENOMEM;
-	os->ring = buf;
-	os->ra = buf + SP_OS_RING * os->page;
-	os->chk = os->ra + SP_OS_AHEAD * os->page;
-	os->tmp = os->chk + SP_OS_AHEAD * os->page;
-	os->bufs_len = bytes;
+	c->win = buf;
+	c->tmp = buf + SP_OS_AHEAD * d->page;
+	c->win_n = 0;
 	return 0;
 }
 
-void sd_client_close_os(struct sd_client *c)
+void sd_client_close_os(struct sd_daemon *d, struct sd_client *c)
 {
-	struct sp_os *os = &c->os;
-
-	if (os->pagemap_fd >= 0)
-		close(os->pagemap_fd);
-	if (os->mem_fd >= 0)
-		close(os->mem_fd);
-	if (os->ring)
-		munmap(os->ring, os->bufs_len);
-	os->ring = NULL;
-	os->pagemap_fd = os->mem_fd = -1;
+	if (c->pagemap_fd >= 0)
+		close(c->pagemap_fd);
+	if (c->mem_fd >= 0)
+		close(c->mem_fd);
+	if (c->win)
+		munmap(c->win, (SP_OS_AHEAD + 1) * d->page);
+	c->win = c->tmp = NULL;
+	c->pagemap_fd = c->mem_fd = -1;
 	for (int i = 0; i < SD_PM_CACHE; i++) {
-		free(c->win[i]);
-		c->win[i] = NULL;
+		free(c->win_pm[i]);
+		c->win_pm[i] = NULL;
 	}
+}
+
+/* Pages [vpn, vpn+n) of @c through /proc/PID/mem (any protection; pins
+ * nothing, so a page it shares with a fork stays shared). */
+static int remote_read(struct sd_daemon *d, struct sd_client *c, uint64_t vpn, uint64_t n,
+		       void *buf)
+{
+	size_t len = n << d->page_shift, done = 0;
+
+	while (done < len) {
+		ssize_t r = pread(c->mem_fd, (char *)buf + done, len - done,
+				  (off_t)((vpn << d->page_shift) + done));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EFAULT;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+/*
+ * The content of present page @vpn; @ahead more pages after it, which
+ * pagemap showed present and mapped by @c alone, are read along with one
+ * process_vm_readv (it pins pages: never for a page shared with a fork,
+ * which pinning would unshare).  Valid until the next call.
+ */
+static const void *remote_data(struct sd_daemon *d, struct sd_client *c, uint64_t vpn,
+			       uint32_t ahead)
+{
+	if (c->win_n && vpn >= c->win_start && vpn < c->win_start + c->win_n)
+		return c->win + ((vpn - c->win_start) << d->page_shift);
+	c->win_n = 0;
+	if (ahead) {
+		if (ahead >= SP_OS_AHEAD)
+			ahead = SP_OS_AHEAD - 1;
+		size_t len = (size_t)(ahead + 1) << d->page_shift;
+		struct iovec l = { .iov_base = c->win, .iov_len = len };
+		struct iovec r = { .iov_base = (void *)(uintptr_t)(vpn << d->page_shift),
+				   .iov_len = len };
+
+		if (process_vm_readv(c->pid, &l, 1, &r, 1, 0) == (ssize_t)len) {
+			c->win_start = vpn;
+			c->win_n = ahead + 1;
+			return c->win;
+		}
+	}
+	if (remote_read(d, c, vpn, 1, c->win))
+		return NULL;
+	c->win_start = vpn;
+	c->win_n = 1;
+	return c->win;
+}
+
+static int remote_pagemap(struct sd_daemon *d, struct sd_client *c, uint64_t vpn,
+			  uint64_t *e, uint32_t n)
+{
+	(void)d;
+	ssize_t got = pread(c->pagemap_fd, e, (size_t)n * 8, (off_t)(vpn * 8));
+
+	return got < 0 ? -errno : (int)(got / 8);
+}
+
+static bool remote_is_zero(struct sd_daemon *d, struct sd_client *c, uint64_t vpn)
+{
+	return remote_read(d, c, vpn, 1, c->tmp) == 0 && sp_mem_is_zero(c->tmp, d->page);
 }
 
 /* The PFN of the shared zero page as this process sees it (0: hidden). */
@@ -130,7 +184,7 @@ uint64_t sd_find_zero_pfn(size_t page, unsigned int shift)
 static int pagemap_entry(struct sd_daemon *d, struct sd_client *c, uint64_t vpn,
 			 uint64_t *e, int *nid)
 {
-	struct sd_pmwin **slot = &c->win[(vpn / SD_PM_WIN) % SD_PM_CACHE];
+	struct sd_pmwin **slot = &c->win_pm[(vpn / SD_PM_WIN) % SD_PM_CACHE];
 	struct sd_pmwin *w = *slot;
 	uint64_t gen = d->gen + c->pm_gen;
 
@@ -141,7 +195,7 @@ static int pagemap_entry(struct sd_daemon *d, struct sd_client *c, uint64_t vpn,
 				return -ENOMEM;
 		}
 		uint64_t start = vpn & ~(uint64_t)(SD_PM_WIN - 1);
-		int got = sp_os_pagemap(&c->os, start, w->e, SD_PM_WIN);
+		int got = remote_pagemap(d, c, start, w->e, SD_PM_WIN);
 
 		if (got < 1) {
 			w->n = 0;
@@ -170,14 +224,14 @@ static int pagemap_entry(struct sd_daemon *d, struct sd_client *c, uint64_t vpn,
 	return 0;
 }
 
-static bool is_zero_page(struct sd_client *c, uint64_t e, uint64_t vpn)
+static bool is_zero_page(struct sd_daemon *d, struct sd_client *c, uint64_t e, uint64_t vpn)
 {
 	if (!(e & PM_PRESENT) || (e & PM_FILE))
 		return false;
-	if (c->os.zero_pfn)
-		return (e & PM_PFN) == c->os.zero_pfn;
+	if (d->zero_pfn)
+		return (e & PM_PFN) == d->zero_pfn;
 	/* PFNs hidden: the zero page is never mapped exclusively */
-	return !(e & PM_EXCL) && sp_os_is_zero(&c->os, vpn);
+	return !(e & PM_EXCL) && remote_is_zero(d, c, vpn);
 }
 
 /* Present private pages mapped by the client alone from @vpn on, up to
@@ -438,7 +492,7 @@ int sd_flush_client(struct sd_daemon *d, struct sd_client *c)
 	}
 	c->nbatch = 0;
 	c->pm_gen++;		/* its mappings changed */
-	sp_os_invalidate(&c->os);
+	c->win_n = 0;
 	if (err && err != -ESRCH)
 		sd_client_gone(d, c);
 	return err;
@@ -493,7 +547,10 @@ static void describe_slot(struct sd_domain *dom, uint32_t id, struct sp_page *pg
 	pg->nid = (int)((id - 1) >> dom->d->node_shift);
 	pg->mapcount = (int)s->count;
 	pg->stable_node = s->node;
-	pg->data = sd_slot_data(dom, id);
+	/* (a zero slot is a hole: reading it through the view would allocate
+	 * a page of the store for nothing) */
+	pg->data = (s->flags & SD_SLOT_ZERO) ? (const void *)sp_zero_page_data :
+		   sd_slot_data(dom, id);
 }
 
 /* Page @vpn was seen written: the agent gives it private memory. */
@@ -505,7 +562,7 @@ static void note_written(struct sd_daemon *d, struct sd_client *c, uint64_t vpn)
 	c->priv[c->npriv++] = vpn;
 }
 
-static int look(void *be, void *mm, uint64_t vpn, struct sp_page *pg, bool scan)
+static int op_follow_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 {
 	struct sd_domain *dom = be;
 	struct sd_daemon *d = dom->d;
@@ -541,7 +598,7 @@ static int look(void *be, void *mm, uint64_t vpn, struct sp_page *pg, bool scan)
 		if (e & PM_SWAP)
 			return 0;
 	} else if (rec & REC_ANON) {
-		if ((!present && !(e & PM_SWAP)) || is_zero_page(c, e, vpn)) {
+		if ((!present && !(e & PM_SWAP)) || is_zero_page(d, c, e, vpn)) {
 			if (rec & REC_SLOT) {
 				describe_slot(dom, rec & REC_SLOT, pg);
 			} else {
@@ -556,32 +613,32 @@ static int look(void *be, void *mm, uint64_t vpn, struct sp_page *pg, bool scan)
 	}
 	if (!present || (e & (PM_FILE | PM_SWAP)))
 		return 0;
-	if (is_zero_page(c, e, vpn)) {
+	if (is_zero_page(d, c, e, vpn)) {
 		pg->kind = SP_PAGE_ZERO;
 		pg->data = sp_zero_page_data;
 		return 0;
 	}
-	if (scan) {
-		uint32_t run = exclusive_run(d, c, vpn, r->end);
-
-		pg->data = sp_os_data(&c->os, vpn, run ? run - 1 : 0);
-		if (!pg->data)
-			return 0;
-	}
+	/* (data: read_page, for the pages the scan does not skip) */
 	pg->kind = SP_PAGE_ANON;
 	pg->pfn = SP_PFN_ANON | (c->id << 40) | vpn;
 	pg->nid = nid;
 	return 0;
 }
 
-static int op_follow_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
+/* The content of an ordinary page the scan cursor does not skip; the
+ * pages after it that the client alone maps are read along. */
+static int op_read_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 {
-	return look(be, mm, vpn, pg, false);
-}
+	struct sd_domain *dom = be;
+	struct sd_client *c = client_of(be, mm);
 
-static int op_scan_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
-{
-	return look(be, mm, vpn, pg, true);
+	if (!c || pg->kind != SP_PAGE_ANON)
+		return -EINVAL;
+	struct sd_range *r = range_find(c, vpn);
+	uint32_t run = exclusive_run(dom->d, c, vpn, r ? r->end : vpn + 1);
+
+	pg->data = remote_data(dom->d, c, vpn, run ? run - 1 : 0);
+	return pg->data ? 0 : -EFAULT;
 }
 
 static int op_pfn_page(void *be, uint64_t pfn, struct sp_page *pg)
@@ -663,19 +720,19 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 	int nid = seen && seen->nid >= 0 && seen->nid < d->nr_nodes ? seen->nid : 0;
 
 	/* the content as it is now (the agent compares it under protection) */
-	if (sp_os_read(&c->os, vpn, 1, c->os.tmp))
+	if (remote_read(d, c, vpn, 1, c->tmp))
 		return -EAGAIN;
 	uint32_t id = sd_slot_alloc(dom, nid);
 
 	if (!id)
 		return -ENOMEM;
 	struct sd_slot *s = sd_slot_get(dom, id);
-	bool zero = sp_mem_is_zero(c->os.tmp, d->page);
+	bool zero = sp_mem_is_zero(c->tmp, d->page);
 
 	if (zero)
 		s->flags |= SD_SLOT_ZERO;	/* (its page reads zeros: a hole) */
 	else
-		memcpy(sd_slot_data(dom, id), c->os.tmp, d->page);
+		memcpy(sd_slot_data(dom, id), c->tmp, d->page);
 	int err = add_pending(d, c, r, vpn, zero ? (REC_ANON | id) : id);
 
 	if (err) {
@@ -742,7 +799,7 @@ static uint64_t op_now_ms(void *be)
 const struct sp_backend_ops sd_remote_ops = {
 	.find_range = op_find_range,
 	.follow_page = op_follow_page,
-	.scan_page = op_scan_page,
+	.read_page = op_read_page,
 	.pfn_page = op_pfn_page,
 	.merge = op_merge,
 	.merge_zero = op_merge_zero,

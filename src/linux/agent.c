@@ -844,11 +844,13 @@ static int reborn(struct samepage *sp)
 	sp_arena_free(&sp->arena, sp->reader_stack);
 	sp_arena_free(&sp->arena, sp->scanner_stack);
 	sp->reader_stack = sp->scanner_stack = NULL;
-	err = sp_start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main);
+	err = sp_start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main,
+			      "samepage-fault");
 	if (err)
 		return err;
 	sp->reader_started = true;
-	err = sp_start_thread(sp, &a->thread, &sp->scanner_stack, agent_main);
+	err = sp_start_thread(sp, &a->thread, &sp->scanner_stack, agent_main,
+			      "samepage-agent");
 	if (err)
 		return err;
 	a->thread_started = true;
@@ -958,7 +960,8 @@ int samepage_connect(struct samepage **spp, const char *socket_path)
 		return err;
 	}
 	/* (the scanner's stack: an agent has no scanner) */
-	err = sp_start_thread(sp, &a->thread, &sp->scanner_stack, agent_main);
+	err = sp_start_thread(sp, &a->thread, &sp->scanner_stack, agent_main,
+			      "samepage-agent");
 	if (err) {
 		samepage_close(sp);
 		sp_set_error("samepage_connect: cannot start the agent thread: %s",

@@ -111,7 +111,8 @@ static bool registered_in(void *arg, uintptr_t lo, uintptr_t hi)
  */
 #define SP_THREAD_STACK (1u << 20)
 
-int sp_start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *))
+int sp_start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *),
+		    const char *name)
 {
 	pthread_attr_t attr;
 	int err;
@@ -124,6 +125,8 @@ int sp_start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)
 		err = -pthread_attr_setstack(&attr, *stack, SP_THREAD_STACK);
 	if (!err)
 		err = -pthread_create(t, &attr, fn, sp);
+	if (!err)
+		(void)pthread_setname_np(*t, name);	/* (top -H, ps -L) */
 	pthread_attr_destroy(&attr);
 	if (err) {
 		sp_arena_free(&sp->arena, *stack);
@@ -141,7 +144,7 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 	*spp = NULL;
 	/* our own state in a mapping of its own, never in the heap: the
 	 * application may register its heap, and these pages are excluded
-	 * from registration (own_page()); all it points to is in the arena
+	 * from registration (own_interval()); all it points to is in the arena
 	 * (nothing there for LeakSanitizer to look into: no malloc'd block) */
 	struct samepage *sp = mmap(NULL, sizeof(*sp), PROT_READ | PROT_WRITE,
 				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -187,6 +190,9 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		goto fail;
 
 	sp->max_map_count = read_max_map_count();
+	long phys = sysconf(_SC_PHYS_PAGES);
+
+	sp->max_range_pages = phys > 0 ? (uint64_t)phys : UINT64_MAX;
 	sp->vma_limit = sp->max_map_count / 2;
 	sp_recount_vmas(sp);
 
@@ -208,7 +214,8 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		sp_set_error("samepage: pipe: %s", strerror(errno));
 		goto fail;
 	}
-	err = sp_start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main);
+	err = sp_start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main,
+			      "samepage-fault");
 	if (err) {
 		sp_set_error("samepage: cannot start the fault reader thread: %s",
 			     strerror(-err));
@@ -217,7 +224,8 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 	sp->reader_started = true;
 	if (sp->opts.agent)
 		goto done;	/* the daemon scans */
-	err = sp_start_thread(sp, &sp->scanner, &sp->scanner_stack, sp_scanner_main);
+	err = sp_start_thread(sp, &sp->scanner, &sp->scanner_stack, sp_scanner_main,
+			      "samepage-scan");
 	if (err) {
 		sp_set_error("samepage: cannot start the scanner thread: %s", strerror(-err));
 		goto fail;
@@ -263,17 +271,50 @@ void *sp_linux_mm(struct samepage *sp)
 	return sp;
 }
 
-/* Is page @vpn one of the library's own (its state, its page buffers,
- * its arena)? */
-static bool own_page(struct samepage *sp, uint64_t vpn)
+/*
+ * The library's own pages (its state, its page buffers, its arena) are
+ * never registered.  own_interval: if @vpn is one of them, sets *@hi to
+ * the end of the stretch of them holding it and returns true; otherwise
+ * sets *@hi to the first of them above @vpn (or UINT64_MAX).
+ */
+static bool own_interval(struct samepage *sp, uint64_t vpn, uint64_t *hi)
 {
 	uint64_t sh = sp->os.page_shift;
-	uint64_t s0 = (uintptr_t)sp >> sh, s1 = ((uintptr_t)sp + sizeof(*sp) - 1) >> sh;
-	uint64_t b0 = (uintptr_t)sp->os.ring >> sh;
-	uint64_t b1 = b0 + (sp->os.bufs_len >> sh);
+	uint64_t iv[2 + SP_ARENA_REGIONS][2];
+	int n = 0;
 
-	return (vpn >= s0 && vpn <= s1) || (vpn >= b0 && vpn < b1) ||
-	       sp_arena_owns(&sp->arena, (uintptr_t)(vpn << sh));
+	iv[n][0] = (uintptr_t)sp >> sh;
+	iv[n][1] = (((uintptr_t)sp + sizeof(*sp) - 1) >> sh) + 1;
+	n++;
+	iv[n][0] = (uintptr_t)sp->os.tmp >> sh;
+	iv[n][1] = iv[n][0] + (sp->os.bufs_len >> sh);
+	n++;
+	for (int k = 0; k < sp->arena.nregion; k++, n++) {
+		iv[n][0] = (uintptr_t)sp->arena.region[k].base >> sh;
+		iv[n][1] = iv[n][0] + sp->arena.region[k].pages;
+	}
+	uint64_t next = UINT64_MAX;
+
+	for (int k = 0; k < n; k++) {
+		if (vpn >= iv[k][0] && vpn < iv[k][1]) {
+			*hi = iv[k][1];
+			return true;
+		}
+		if (iv[k][0] > vpn && iv[k][0] < next)
+			next = iv[k][0];
+	}
+	*hi = next;
+	return false;
+}
+
+/* The first registered range starting above @vpn, or UINT64_MAX. */
+static uint64_t next_range_start(struct samepage *sp, uint64_t vpn)
+{
+	size_t i = sp_range_index(sp, vpn);
+
+	while (i < sp->nranges && sp->ranges[i].start <= vpn)
+		i++;
+	return i < sp->nranges ? sp->ranges[i].start : UINT64_MAX;
 }
 
 static int madvise_mergeable(struct samepage *sp, uint64_t a, uint64_t b, bool *gap)
@@ -289,29 +330,40 @@ static int madvise_mergeable(struct samepage *sp, uint64_t a, uint64_t b, bool *
 	for (int k = 0; k < n && !err; k++) {
 		uint64_t x = v[k].start > a ? v[k].start : a;
 		uint64_t y = v[k].end < b ? v[k].end : b;
+		/*
+		 * private anonymous, readable, nothing the replacement mapping
+		 * would change or corrupt; and not larger than the machine's
+		 * memory (a sparse reservation, such as a sanitizer's shadow:
+		 * every page of a range costs a record and a visit per scan)
+		 */
+		bool ok = v[k].heap && !v[k].exec && (v[k].prot & PROT_READ) && !v[k].flags &&
+			  ((v[k].end - v[k].start) >> sh) <= sp->max_range_pages;
 
-		/* walk the parts not registered yet (ours were checked then) */
+		if (!ok) {
+			sp->ranges_skipped++;
+			continue;
+		}
+		/* the parts not registered yet (ours were checked then), a
+		 * stretch at a time */
 		for (uint64_t p = x >> sh; p < (y >> sh);) {
 			struct sp_range *r = sp_range_find(sp, p);
+			uint64_t q;
 
 			if (r) {
 				p = r->end;
 				continue;
 			}
-			if (own_page(sp, p)) {
-				p++;	/* never registered: see own_page() */
+			if (own_interval(sp, p, &q)) {
+				p = q;	/* never registered: see own_interval() */
 				continue;
 			}
-			uint64_t q = p + 1;
+			uint64_t nr = next_range_start(sp, p);
 
-			while (q < (y >> sh) && !sp_range_find(sp, q) && !own_page(sp, q))
-				q++;
-			/* private anonymous, readable, nothing the replacement
-			 * mapping would change or corrupt */
-			bool ok = v[k].heap && !v[k].exec && (v[k].prot & PROT_READ) &&
-				  !v[k].flags;
-
-			if (ok && sp_os_register(&sp->os, p, q - p) == 0) {
+			if (nr < q)
+				q = nr;
+			if (q > (y >> sh))
+				q = y >> sh;
+			if (sp_os_register(&sp->os, p, q - p) == 0) {
 				err = sp_range_insert(sp, p, q, v[k].prot);
 				if (err)
 					sp_os_unregister(&sp->os, p, q - p);

@@ -41,7 +41,8 @@
  *   (without any lock: merge.c).  Every page we protect is in a run.
  *
  *   Never a fault of ours: the application's pages are read through the
- *   kernel (process_vm_readv, /proc/self/mem for pages it made unreadable),
+ *   kernel (pwrite into a scratch memfd, /proc/self/mem for pages it made
+ *   unreadable: os_self.c),
  *   never with loads of our own, so mprotect(PROT_NONE) at any moment
  *   cannot kill the process.
  *
@@ -121,7 +122,8 @@
  * pages) are below 2^30, so the two never collide. */
 #define SP_PFN_ANON	(1ull << 62)
 
-#define SP_RUN_MAX	512	/* pages per batched mapping */
+#define SP_RUN_MAX	64	/* pages per batched mapping: the pages and their KSM pages
+				 * are still in the cache when the run is checked */
 #define SP_PENDING	8	/* runs batched at once */
 #define SP_PM_WIN	512	/* pagemap entries read per call */
 #define SP_NSTAT	40	/* names samepage_get() answers */
@@ -298,6 +300,8 @@ struct samepage {
 	long runs_aborted;		/* runs given up for a parked writer */
 	long merges_refused;		/* pages whose mapping changed: not merged */
 	long merges_changed;		/* pages whose content changed: not merged */
+	long ranges_skipped;		/* mappings samepage_madvise left alone */
+	uint64_t max_range_pages;	/* larger mappings are not registered */
 	atomic_long writers_parked;	/* uffd fault messages read */
 
 	/*
@@ -338,6 +342,8 @@ struct samepage {
 	X(merge_runs, sp->merge_runs)					\
 	X(merges_refused, sp->merges_refused)				\
 	X(merges_changed, sp->merges_changed)				\
+	X(pages_read, (long)sp->os.pages_read)				\
+	X(ranges_skipped, sp->ranges_skipped)				\
 	X(writers_parked, atomic_load(&sp->writers_parked))
 
 enum check { CHECK_EQUAL, CHECK_ZERO, CHECK_COPY };
@@ -423,7 +429,7 @@ void sp_cache_invalidate(struct samepage *sp);
 void sp_cache_forget(struct samepage *sp, uint64_t vpn, uint64_t n);
 int sp_pagemap_entry(struct samepage *sp, uint64_t vpn, uint64_t *e, int *nid);
 bool sp_entry_is_zero_page(struct samepage *sp, uint64_t e, uint64_t vpn);
-uint32_t sp_pagemap_exclusive_run(struct samepage *sp, uint64_t vpn, uint64_t end);
+uint32_t sp_pagemap_present_run(struct samepage *sp, uint64_t vpn, uint64_t end);
 
 /* merge.c */
 bool sp_in_pending(struct samepage *sp, uint64_t vpn);
@@ -452,7 +458,8 @@ void *sp_reader_main(void *arg);
 
 /* api.c */
 /* a thread of ours on a stack from the arena (never registered) */
-int sp_start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *));
+int sp_start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *),
+		    const char *name);
 void sp_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* agent.c: a handle of samepage_connect() asks the daemon */

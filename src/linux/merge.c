@@ -257,7 +257,7 @@ static void verify_run(struct samepage *sp, struct sp_run *p, uint64_t vpn, uint
 	}
 	for (uint32_t c = 0; c < n; c += SP_OS_AHEAD) {
 		uint32_t m = n - c < SP_OS_AHEAD ? n - c : SP_OS_AHEAD;
-		bool whole = sp_os_read_any(os, vpn + c, m, os->chk) == 0;
+		bool whole = sp_os_read_check(os, vpn + c, m) == 0;
 
 		for (uint32_t j = c; j < c + m; j++) {
 			const char *got = os->chk + ((size_t)(j - c) << sh);

@@ -56,10 +56,12 @@ static void describe_slot(struct samepage *sp, uint32_t id, struct sp_page *pg)
 	pg->nid = s->nid;
 	pg->mapcount = (int)s->count;
 	pg->stable_node = s->node;
-	pg->data = slot_data(sp, id);
+	/* a zero slot is a hole of the store: reading it through our view
+	 * would allocate a page there */
+	pg->data = (s->flags & SLOT_ZERO) ? (const void *)sp_zero_page_data : slot_data(sp, id);
 }
 
-static int look(struct samepage *sp, void *mm, uint64_t vpn, struct sp_page *pg, bool scan)
+static int look(struct samepage *sp, void *mm, uint64_t vpn, struct sp_page *pg)
 {
 
 	memset(pg, 0, sizeof(*pg));
@@ -120,14 +122,7 @@ static int look(struct samepage *sp, void *mm, uint64_t vpn, struct sp_page *pg,
 		pg->data = sp_zero_page_data;
 		return 0;
 	}
-	if (scan) {
-		uint32_t run = sp_pagemap_exclusive_run(sp, vpn, r->end);
-
-		pg->data = sp_os_data(&sp->os, vpn, run ? run - 1 : 0);
-		if (!pg->data)
-			return 0;	/* gone meanwhile */
-	}
-	/* else the engine never needs it (backend.h, follow_page) */
+	/* (the content: read_page, for the scan) */
 	pg->kind = SP_PAGE_ANON;
 	pg->pfn = SP_PFN_ANON | vpn;	/* (space 0: this process) */
 	pg->nid = nid;
@@ -136,12 +131,20 @@ static int look(struct samepage *sp, void *mm, uint64_t vpn, struct sp_page *pg,
 
 static int op_follow_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 {
-	return look(be, mm, vpn, pg, false);
+	return look(be, mm, vpn, pg);
 }
 
-static int op_scan_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
+static int op_read_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 {
-	return look(be, mm, vpn, pg, true);
+	struct samepage *sp = be;
+	struct sp_range *r = sp_range_find(sp, vpn);
+
+	if (mm != sp || !r || pg->kind != SP_PAGE_ANON)
+		return -EINVAL;
+	uint32_t run = sp_pagemap_present_run(sp, vpn, r->end);
+
+	pg->data = sp_os_data(&sp->os, vpn, run ? run - 1 : 0);
+	return pg->data ? 0 : -EFAULT;
 }
 
 static int op_pfn_page(void *be, uint64_t pfn, struct sp_page *pg)
@@ -339,7 +342,7 @@ static void op_free(void *be, void *p, size_t size)
 const struct sp_backend_ops sp_linux_ops = {
 	.find_range = op_find_range,
 	.follow_page = op_follow_page,
-	.scan_page = op_scan_page,
+	.read_page = op_read_page,
 	.pfn_page = op_pfn_page,
 	.merge = op_merge,
 	.merge_zero = op_merge_zero,

@@ -14,7 +14,8 @@
  *   - Every call returns 0 (or a count) or a negative errno; -ESRCH means
  *     the address space is gone.  No call ever faults on the application's
  *     memory, whatever its protection: reads go through the kernel
- *     (/proc/self/mem here, process_vm_readv or the agent remotely).
+ *     (pwrite into a scratch memfd or /proc/self/mem here,
+ *     process_vm_readv or the agent remotely).
  *   - sp_os_protect(on) parks every writer of the pages (user and kernel
  *     mode) until sp_os_wake() or sp_os_protect(off); mapping over a
  *     protected page does not wake its writers: the caller must wake.
@@ -63,7 +64,6 @@ struct sp_vma {
 	bool exec;		/* executable */
 };
 
-#define SP_OS_RING	128	/* page copies handed out by sp_os_data() out of order */
 #define SP_OS_AHEAD	32	/* pages read ahead in one call */
 
 struct sp_arena;
@@ -72,7 +72,7 @@ struct sp_os {
 	struct sp_arena *arena;	/* the library's own memory (sp_os_vmas' lists) */
 	int uffd;		/* our userfaultfd, write-protect mode */
 	int pagemap_fd;		/* /proc/self/pagemap */
-	int mem_fd;		/* /proc/self/mem: reads process_vm_readv refuses */
+	int mem_fd;		/* /proc/self/mem: reads the scratch copy refuses */
 	pid_t pid;
 	size_t page;		/* bytes */
 	unsigned int page_shift;
@@ -82,13 +82,18 @@ struct sp_os {
 	/* test hook: the node of the page at @addr, replacing move_pages() */
 	int (*node_of)(void *arg, const void *addr, bool store);
 	void *node_arg;
-	/* page buffers (our own mapping): copies handed out, the read-ahead
-	 * window (handed out in place), the merge check's, one spare */
-	char *ring, *ra, *chk, *tmp;
+	/* page buffers: one spare page (our own mapping, bufs_len bytes); the
+	 * read-ahead window (handed out in place) and the merge check's,
+	 * SP_OS_AHEAD pages each, in a mapping of the scratch memfd */
+	char *tmp, *ra, *chk;
 	size_t bufs_len;
-	unsigned int ring_next;
+	int scratch_fd;
 	uint64_t ra_start;	/* read-ahead window [ra_start, +ra_n) */
 	uint32_t ra_n;
+	uint64_t pages_read;	/* application pages copied (all reads) */
+	uint64_t ra_last;	/* the page asked for last */
+	uint32_t ra_size;	/* pages to read at the next miss: doubles while
+				 * the pages asked for are consecutive */
 };
 
 /* Open the uffd (checking write-protect support) and the pagemap. */
@@ -113,9 +118,9 @@ int sp_os_own_node(struct sp_os *os, void *addr, int fallback);
 
 /* content (read through the kernel: any protection, never a fault) */
 int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf);
-/* the same, through process_vm_readv where the pages are exclusive now
- * (@n <= SP_OS_AHEAD) */
-int sp_os_read_any(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf);
+/* @n <= SP_OS_AHEAD pages into os->chk, the cheaper way where pagemap
+ * shows them present */
+int sp_os_read_check(struct sp_os *os, uint64_t vpn, uint64_t n);
 /* the content of present page @vpn (reading @ahead present pages after
  * it along); valid until the next call; NULL if unreadable */
 const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead);

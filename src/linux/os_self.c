@@ -30,12 +30,18 @@
  *
  * Never with loads of our own: the application may make any page
  * unreadable (mprotect PROT_NONE) at any moment, and a load would then
- * kill the process.  Every read goes through /proc/self/mem, which reads
- * with the kernel's forced access (as a debugger does): a page of any
- * protection reads its content, a page that went away gives an error.
- * Only pages that pagemap shows present are read, so nothing is faulted
- * in.  (The kernel copies, so the sanitizers see no race with the
- * application's own writes either.)
+ * kill the process.  The kernel copies instead, two ways:
+ *  - pwrite() from the page's own address into a scratch memfd of ours,
+ *    whose pages we map: the kernel's ordinary user access, which pins
+ *    nothing (a page shared with a forked child stays shared), touches no
+ *    page's LRU state, and fails with EFAULT on a page the application made
+ *    unreadable.  It would fault a missing page in, so only pages pagemap
+ *    shows present (not swapped) are read this way.
+ *  - /proc/self/mem for everything else: the kernel's forced access (as a
+ *    debugger reads), which reads a page of any protection, and gives an
+ *    error for a page that went away.
+ * Both are the kernel's copies, so the sanitizers see no race with the
+ * application's own writes either.
  * --------------------------------------------------------------------- */
 const uint64_t sp_zero_page_data[65536 / 8] __attribute__((aligned(4096)));
 
@@ -58,11 +64,13 @@ static inline void *vaddr(struct sp_os *os, uint64_t vpn)
 	return (void *)(uintptr_t)(vpn << os->page_shift);
 }
 
-/* Through /proc/self/mem: pins nothing, reads any protection. */
+/* Through /proc/self/mem: reads any protection. */
 int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
 {
 	size_t len = n << os->page_shift;
 	size_t done = 0;
+
+	os->pages_read += n;
 
 	while (done < len) {
 		ssize_t r = pread(os->mem_fd, (char *)buf + done, len - done,
@@ -78,53 +86,37 @@ int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
 }
 
 /*
- * Pages the pagemap showed exclusively mapped (by this process only):
- * process_vm_readv copies once, from pinned pages.  Never for a page mapped
- * more than once: pinning an anonymous page shared with a forked child
- * makes the kernel give us a private copy (the sharing, and our canaries,
- * would be broken).  It refuses pages the application cannot read: those
- * and the rest come through /proc/self/mem.
+ * Present pages [vpn, vpn+n) into the scratch view at @dst (inside ra or
+ * chk) through pwrite; what it refuses through /proc/self/mem.
  */
-static int read_exclusive(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
+static int read_present(struct sp_os *os, uint64_t vpn, uint64_t n, char *dst)
 {
 	size_t len = n << os->page_shift;
-	struct iovec local = { .iov_base = buf, .iov_len = len };
-	struct iovec remote = { .iov_base = vaddr(os, vpn), .iov_len = len };
-	ssize_t got = process_vm_readv(os->pid, &local, 1, &remote, 1, 0);
+	long got = syscall(SYS_pwrite64, os->scratch_fd, vaddr(os, vpn), len,
+			   (long)(dst - os->ra));
 	uint64_t done = got > 0 ? (uint64_t)got >> os->page_shift : 0;
 
+	os->pages_read += done;
 	if (done == n)
 		return 0;
-	return sp_os_read(os, vpn + done, n - done, (char *)buf + (done << os->page_shift));
+	return sp_os_read(os, vpn + done, n - done, dst + (done << os->page_shift));
 }
 
 /*
- * @n pages from @vpn (n <= SP_OS_AHEAD), each read the cheaper way its
- * pagemap entry allows now: process_vm_readv for the pages mapped by this
- * process alone, /proc/self/mem for the rest.
+ * @n pages from @vpn (n <= SP_OS_AHEAD) into the check buffer, the cheaper
+ * way if pagemap shows them all present now.
  */
-int sp_os_read_any(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
+int sp_os_read_check(struct sp_os *os, uint64_t vpn, uint64_t n)
 {
 	uint64_t e[SP_OS_AHEAD];
 
-	if (n > SP_OS_AHEAD || sp_os_pagemap(os, vpn, e, (uint32_t)n) != (int)n)
-		return sp_os_read(os, vpn, n, buf);
-	for (uint64_t i = 0; i < n;) {
-		bool excl = (e[i] & (PM_PRESENT | PM_EXCL | PM_FILE)) == (PM_PRESENT | PM_EXCL);
-		uint64_t j = i + 1;
+	if (n > SP_OS_AHEAD)
+		return -EINVAL;
+	bool present = sp_os_pagemap(os, vpn, e, (uint32_t)n) == (int)n;
 
-		while (j < n && excl == ((e[j] & (PM_PRESENT | PM_EXCL | PM_FILE)) ==
-					 (PM_PRESENT | PM_EXCL)))
-			j++;
-		char *dst = (char *)buf + (i << os->page_shift);
-		int err = excl ? read_exclusive(os, vpn + i, j - i, dst) :
-				 sp_os_read(os, vpn + i, j - i, dst);
-
-		if (err)
-			return err;
-		i = j;
-	}
-	return 0;
+	for (uint64_t i = 0; present && i < n; i++)
+		present = (e[i] & (PM_PRESENT | PM_SWAP)) == PM_PRESENT;
+	return present ? read_present(os, vpn, n, os->chk) : sp_os_read(os, vpn, n, os->chk);
 }
 
 void sp_os_invalidate(struct sp_os *os)
@@ -133,29 +125,32 @@ void sp_os_invalidate(struct sp_os *os)
 }
 
 /*
- * The content of the present page @vpn, with @ahead more pages after it
- * read along (the scan goes in address order); @ahead > 0 only when the
- * caller saw this page and those exclusively mapped.  The content is
- * handed out where it was read (the window) or copied: valid until the
- * next call at least.
+ * The content of the present page @vpn, with @ahead more present pages
+ * after it read along (the scan goes in address order).  Handed out where
+ * it was read: valid until the next call.
  */
 const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead)
 {
+	/*
+	 * Read ahead as far as the pages asked for are consecutive: the scan
+	 * skips pages (smart scan) without asking, and reading those along
+	 * would cost more than it saves.
+	 */
+	if (vpn == os->ra_last + 1)
+		os->ra_size = os->ra_size ? (os->ra_size < SP_OS_AHEAD ? 2 * os->ra_size :
+					     SP_OS_AHEAD) : 2;
+	else
+		os->ra_size = 1;
+	os->ra_last = vpn;
+	if (ahead >= os->ra_size)
+		ahead = os->ra_size - 1;
 	if (!(vpn >= os->ra_start && vpn < os->ra_start + os->ra_n)) {
-		char *dst = os->ring + (size_t)(os->ring_next++ % SP_OS_RING) * os->page;
-
-		if (!ahead) {
-			/* a lookup out of order: keep the scan's window */
-			return sp_os_read(os, vpn, 1, dst) ? NULL : dst;
-		}
-		if (ahead >= SP_OS_AHEAD)
-			ahead = SP_OS_AHEAD - 1;
 		os->ra_n = 0;
-		if (read_exclusive(os, vpn, ahead + 1, os->ra)) {
-			/* a page of the window went away meanwhile: just this one */
-			if (sp_os_read(os, vpn, 1, dst))
+		if (read_present(os, vpn, ahead + 1, os->ra)) {
+			/* a page of the window went away meanwhile: this one */
+			if (ahead == 0 || sp_os_read(os, vpn, 1, os->ra))
 				return NULL;
-			return dst;
+			ahead = 0;
 		}
 		os->ra_start = vpn;
 		os->ra_n = ahead + 1;
@@ -406,7 +401,7 @@ static uint64_t find_zero_pfn(struct sp_os *os)
 
 int sp_os_open(struct sp_os *os)
 {
-	os->uffd = os->pagemap_fd = os->mem_fd = -1;
+	os->uffd = os->pagemap_fd = os->mem_fd = os->scratch_fd = -1;
 	os->pid = getpid();
 	os->page = (size_t)sysconf(_SC_PAGESIZE);
 	os->page_shift = 0;
@@ -440,19 +435,30 @@ int sp_os_open(struct sp_os *os)
 		sp_set_error("samepage: cannot open /proc/self/mem: %s", strerror(errno));
 		return err;
 	}
-	size_t bytes = (SP_OS_RING + 2 * SP_OS_AHEAD + 1) * os->page;
-	char *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			 -1, 0);
-
-	if (buf == MAP_FAILED) {
+	os->tmp = mmap(NULL, os->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	if (os->tmp == MAP_FAILED) {
+		os->tmp = NULL;
 		sp_set_error("samepage: out of memory for page buffers");
 		return -ENOMEM;
 	}
-	os->ring = buf;
-	os->ra = buf + SP_OS_RING * os->page;
+	os->bufs_len = os->page;
+	/* the read-ahead window and the check buffer: the scratch memfd */
+	size_t bytes = 2 * SP_OS_AHEAD * os->page;
+
+	os->scratch_fd = memfd_create("samepage-scratch", MFD_CLOEXEC);
+	if (os->scratch_fd < 0 || ftruncate(os->scratch_fd, (off_t)bytes)) {
+		err = -errno;
+		sp_set_error("samepage: cannot create the scratch memfd: %s", strerror(errno));
+		return err;
+	}
+	os->ra = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, os->scratch_fd, 0);
+	if (os->ra == MAP_FAILED) {
+		os->ra = NULL;
+		sp_set_error("samepage: out of memory for page buffers");
+		return -ENOMEM;
+	}
 	os->chk = os->ra + SP_OS_AHEAD * os->page;
-	os->tmp = os->chk + SP_OS_AHEAD * os->page;
-	os->bufs_len = bytes;
 	return 0;
 }
 
@@ -464,10 +470,14 @@ void sp_os_close(struct sp_os *os)
 		close(os->pagemap_fd);
 	if (os->mem_fd >= 0)
 		close(os->mem_fd);
-	if (os->ring)
-		munmap(os->ring, os->bufs_len);
-	os->ring = NULL;
-	os->uffd = os->pagemap_fd = os->mem_fd = -1;
+	if (os->scratch_fd >= 0)
+		close(os->scratch_fd);
+	if (os->tmp)
+		munmap(os->tmp, os->bufs_len);
+	if (os->ra)
+		munmap(os->ra, 2 * SP_OS_AHEAD * os->page);
+	os->tmp = os->ra = os->chk = NULL;
+	os->uffd = os->pagemap_fd = os->mem_fd = os->scratch_fd = -1;
 }
 
 /* ------------------------------------------------------------------------

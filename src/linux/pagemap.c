@@ -113,12 +113,11 @@ bool sp_entry_is_zero_page(struct samepage *sp, uint64_t e, uint64_t vpn)
 
 
 /*
- * How many pages from @vpn on (at most SP_OS_AHEAD, inside its cached
- * window and below @end) are present private anonymous pages mapped by
- * this process only: worth reading along in one call.  0 if @vpn itself is
- * not exclusive (then it is read alone, without pinning).
+ * How many pages from @vpn (at most SP_OS_AHEAD, below @end) are present
+ * in memory (not swapped out): worth reading along in one call, and safe
+ * to read without faulting anything in.
  */
-uint32_t sp_pagemap_exclusive_run(struct samepage *sp, uint64_t vpn, uint64_t end)
+uint32_t sp_pagemap_present_run(struct samepage *sp, uint64_t vpn, uint64_t end)
 {
 	struct sp_pmwin *w = cache_win(sp, vpn);
 	uint32_t n = 0;
@@ -128,7 +127,7 @@ uint32_t sp_pagemap_exclusive_run(struct samepage *sp, uint64_t vpn, uint64_t en
 	for (uint64_t v = vpn; v < w->start + w->n && v < end && n < SP_OS_AHEAD; v++, n++) {
 		uint64_t e = w->e[v - w->start];
 
-		if ((e & (PM_PRESENT | PM_EXCL | PM_FILE | PM_SWAP)) != (PM_PRESENT | PM_EXCL))
+		if ((e & (PM_PRESENT | PM_SWAP)) != PM_PRESENT)
 			break;
 	}
 	return n;
