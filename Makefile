@@ -63,12 +63,15 @@ bench: $(BUILD)/samepage
 	$(BUILD)/samepage bench
 
 # A long no-lost-writes run on real memory (writers racing the scanner,
-# unmerge/re-merge and run switches); prints the merges done.  Not in `make test`.
+# unmerge/re-merge and run switches), in one process and then in three
+# clients of the daemon; prints the merges done.  Not in `make test`.
 STRESS_SECONDS ?= 150
 STRESS_PAGES   ?= 4096
 stress: $(BUILD)/samepage
 	SAMEPAGE_STRESS_SECONDS=$(STRESS_SECONDS) SAMEPAGE_STRESS_PAGES=$(STRESS_PAGES) \
 		$(BUILD)/real_nolostwrites
+	SAMEPAGE_BUILD_DIR=$(BUILD) SAMEPAGE_STRESS_SECONDS=$(STRESS_SECONDS) \
+		SAMEPAGE_STRESS_PAGES=$(STRESS_PAGES) $(BUILD)/daemon_nolostwrites
 
 # Coverage-guided fuzzing of the scenario interpreter with libFuzzer (clang).
 FUZZ_SECONDS ?= 60

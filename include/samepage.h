@@ -45,6 +45,12 @@ extern "C" {
 struct samepage;
 
 SAMEPAGE_API int   samepage_open(struct samepage **sp, unsigned int flags);
+/* A client of the daemon (`samepage daemon`): this process's memory merges
+ * with every process of its merge domain ($SAMEPAGE_DOMAIN, default empty,
+ * and the user).  @socket_path NULL: $SAMEPAGE_SOCKET, else
+ * /run/samepage/samepage.sock for root, else $XDG_RUNTIME_DIR/samepage.sock.
+ * Every other call then works through the daemon (samepage(3)). */
+SAMEPAGE_API int   samepage_connect(struct samepage **sp, const char *socket_path);
 SAMEPAGE_API int   samepage_close(struct samepage *sp);
 SAMEPAGE_API int   samepage_madvise(struct samepage *sp, void *addr, size_t len, int advice);
 SAMEPAGE_API void *samepage_alloc(struct samepage *sp, size_t len);

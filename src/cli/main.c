@@ -16,6 +16,8 @@ static const struct {
 	{ "sim",   cmd_sim,   "run a scenario script on the simulated NUMA machine" },
 	{ "stat",  cmd_stat,  "show the kernel's KSM knobs and counters, or a process's ksm_stat" },
 	{ "estimate", cmd_estimate, "what merging would give on running processes, read-only" },
+	{ "daemon", cmd_daemon, "merge across processes: the samepage daemon, in the foreground" },
+	{ "ctl",   cmd_ctl,   "knobs, counters, scans and figures of the running daemon" },
 	{ "bench", cmd_bench, "benchmark samepage (simulated or real memory) against the kernel's KSM" },
 };
 

@@ -35,6 +35,16 @@ const char *ksm_counter_name(unsigned int i)
 	return i < ARRAY_SIZE(counter_names) ? counter_names[i] : NULL;
 }
 
+/* The per address space figures of ksm_mm_get(), as /proc/PID/ksm_stat. */
+static const char *const mm_stat_names[] = {
+	"ksm_rmap_items", "ksm_merging_pages", "ksm_zero_pages", "ksm_process_profit",
+};
+
+const char *ksm_mm_stat_name(unsigned int i)
+{
+	return i < ARRAY_SIZE(mm_stat_names) ? mm_stat_names[i] : NULL;
+}
+
 static int set_run(struct ksm *ksm, unsigned long value)
 {
 	int err;

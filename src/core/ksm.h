@@ -44,6 +44,8 @@ int ksm_mm_get(struct ksm *ksm, void *mm, const char *name, long *value);
 /* Iterate names: index 0.. until NULL.  Knobs first, then counters. */
 const char *ksm_knob_name(unsigned int i);
 const char *ksm_counter_name(unsigned int i);
+/* The names ksm_mm_get() answers, index 0.. until NULL. */
+const char *ksm_mm_stat_name(unsigned int i);
 
 /*
  * Address spaces.  ksm_enter(): @mm has its first mergeable range (madvise)

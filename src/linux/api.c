@@ -68,6 +68,7 @@ static long read_max_map_count(void)
 
 static void destroy(struct samepage *sp)
 {
+	sp_agent_free(sp);
 	if (sp->ksm)
 		ksm_destroy(sp->ksm);
 	for (size_t i = 0; i < sp->nranges; i++)
@@ -110,8 +111,8 @@ static bool registered_in(void *arg, uintptr_t lo, uintptr_t hi)
  */
 #define SP_THREAD_STACK (1u << 20)
 
-static int start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *),
-			const char *name)
+int sp_start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *),
+		    const char *name)
 {
 	pthread_attr_t attr;
 	int err;
@@ -183,7 +184,8 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 	sp->os.nr_nodes = sp->nr_nodes;
 	sp->os.node_of = sp->opts.node_of;
 	sp->os.node_arg = sp->opts.arg;
-	err = sp_store_init(sp);
+	if (!sp->opts.agent)
+		err = sp_store_init(sp);	/* (an agent's is the daemon's) */
 	if (err)
 		goto fail;
 
@@ -212,22 +214,24 @@ int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts)
 		sp_set_error("samepage: pipe: %s", strerror(errno));
 		goto fail;
 	}
-	err = start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main,
-			   "samepage-fault");
+	err = sp_start_thread(sp, &sp->reader, &sp->reader_stack, sp_reader_main,
+			      "samepage-fault");
 	if (err) {
 		sp_set_error("samepage: cannot start the fault reader thread: %s",
 			     strerror(-err));
 		goto fail;
 	}
 	sp->reader_started = true;
-	err = start_thread(sp, &sp->scanner, &sp->scanner_stack, sp_scanner_main,
-			   "samepage-scan");
+	if (sp->opts.agent)
+		goto done;	/* the daemon scans */
+	err = sp_start_thread(sp, &sp->scanner, &sp->scanner_stack, sp_scanner_main,
+			      "samepage-scan");
 	if (err) {
 		sp_set_error("samepage: cannot start the scanner thread: %s", strerror(-err));
 		goto fail;
 	}
 	sp->scanner_started = true;
-
+done:
 	*spp = sp;
 	return 0;
 fail:
@@ -443,6 +447,14 @@ int samepage_madvise(struct samepage *sp, void *addr, size_t len, int advice)
 		sp_set_error("samepage_madvise: %s", strerror(-err));
 		return err;
 	}
+	if (sp->agent) {
+		bool un = advice == SAMEPAGE_UNMERGEABLE;
+
+		err = sp_agent_ranges(sp, un ? a >> sp->os.page_shift : 0,
+				      un ? b >> sp->os.page_shift : 0);
+		if (err)
+			return err;
+	}
 	if (gap) {
 		sp_set_error("samepage_madvise: part of [%p, +%zu) is not mapped", addr, len);
 		return -ENOMEM;
@@ -548,6 +560,8 @@ int samepage_free(struct samepage *sp, void *addr, size_t len)
 		err = -errno;
 	sp_recount_vmas(sp);
 	sp_unlock(sp);
+	if (!err && sp->agent)
+		err = sp_agent_ranges(sp, a >> sh, b >> sh);
 	if (err)
 		sp_set_error("samepage_free: %s", strerror(-err));
 	return err;
@@ -562,6 +576,8 @@ int samepage_discard(struct samepage *sp, void *addr, size_t len)
 		return err;
 	err = sp_discard_range(sp, a >> sp->os.page_shift, b >> sp->os.page_shift);
 	sp_unlock(sp);
+	if (!err && sp->agent)
+		err = sp_agent_ranges(sp, a >> sp->os.page_shift, b >> sp->os.page_shift);
 	if (err)
 		sp_set_error("samepage_discard: %s", strerror(-err));
 	return err;
@@ -580,6 +596,8 @@ int samepage_set(struct samepage *sp, const char *knob, unsigned long value)
 		sp_set_error("samepage_set: NULL knob name");
 		return -EINVAL;
 	}
+	if (sp->agent)
+		return sp_agent_set(sp, knob, value);
 	sp_lock(sp);
 	err = ksm_set(sp->ksm, knob, value);
 	pthread_cond_broadcast(&sp->wake);
@@ -615,6 +633,8 @@ int samepage_get(struct samepage *sp, const char *name, long *value)
 		sp_set_error("samepage_get: NULL argument");
 		return -EINVAL;
 	}
+	if (sp->agent)
+		return sp_agent_get(sp, name, value);
 	/*
 	 * Answered from the values published when the engine lock was last
 	 * released: never waits behind a scanner batch.  Every call that
@@ -640,6 +660,8 @@ int samepage_scan(struct samepage *sp, unsigned long npages)
 
 	if (err)
 		return err;
+	if (sp->agent)
+		return sp_agent_scan(sp, false, npages);
 	sp_lock(sp);
 	err = ksm_do_scan(sp->ksm, npages, NULL);
 	sp_unlock(sp);
@@ -654,6 +676,8 @@ int samepage_scan_full(struct samepage *sp, unsigned int nscans)
 
 	if (err)
 		return err;
+	if (sp->agent)
+		return sp_agent_scan(sp, true, nscans);
 	sp_lock(sp);
 	err = ksm_scan_full(sp->ksm, nscans);
 	sp_unlock(sp);
@@ -671,6 +695,8 @@ int samepage_close(struct samepage *sp)
 
 	if (err)
 		return err;
+	if (sp->agent)
+		sp_agent_stop(sp);	/* no more merges: the daemon is not asked now */
 	sp_lock(sp);
 	/* run=2 unmerges everything (run 0 first: 2 -> 2 would do nothing) */
 	(void)ksm_set(sp->ksm, "run", KSM_RUN_STOP);
@@ -681,7 +707,8 @@ int samepage_close(struct samepage *sp)
 	if (write(sp->stop_pipe[1], "x", 1) < 0) {
 		/* the reader also stops when the uffd closes */
 	}
-	pthread_join(sp->scanner, NULL);
+	if (sp->scanner_started)
+		pthread_join(sp->scanner, NULL);
 	pthread_join(sp->reader, NULL);
 
 	/*

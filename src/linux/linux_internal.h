@@ -258,6 +258,7 @@ struct sp_linux_opts {
 	 * store page in the engine's view); replaces move_pages(). */
 	int (*node_of)(void *arg, const void *addr, bool store);
 	void *arg;
+	bool agent;		/* samepage_connect: no store, no scanner (agent.c) */
 };
 
 struct samepage {
@@ -322,6 +323,8 @@ struct samepage {
 	bool stop;
 	int stop_pipe[2];
 	atomic_int lock_waiters;
+
+	struct sp_agent *agent;		/* a client of the daemon (agent.c), or NULL */
 };
 
 /*
@@ -454,7 +457,18 @@ void *sp_scanner_main(void *arg);
 void *sp_reader_main(void *arg);
 
 /* api.c */
+/* a thread of ours on a stack from the arena (never registered) */
+int sp_start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)(void *),
+		    const char *name);
 void sp_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* agent.c: a handle of samepage_connect() asks the daemon */
+int sp_agent_get(struct samepage *sp, const char *name, long *value);
+int sp_agent_set(struct samepage *sp, const char *knob, unsigned long value);
+int sp_agent_scan(struct samepage *sp, bool full, unsigned long n);
+int sp_agent_ranges(struct samepage *sp, uint64_t forget_a, uint64_t forget_b);
+void sp_agent_stop(struct samepage *sp);
+void sp_agent_free(struct samepage *sp);
 
 /* For tests: open with hooks; reach the engine and the backend. */
 int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts);
