@@ -10,5 +10,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_estimate(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const struct {
 	{ "stat",  cmd_stat,  "show the kernel's KSM knobs and counters, or a process's ksm_stat" },
 	{ "estimate", cmd_estimate, "what merging would give on running processes, read-only" },
 	{ "daemon", cmd_daemon, "merge across processes: the samepage daemon, in the foreground" },
+	{ "run",   cmd_run,   "run a program with its KSM requests (madvise, prctl) sent to the daemon" },
 	{ "ctl",   cmd_ctl,   "knobs, counters, scans and figures of the running daemon" },
 	{ "bench", cmd_bench, "benchmark samepage (simulated or real memory) against the kernel's KSM" },
 };

@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shim.c - libsamepage-run.so, the preload library of `samepage run`.
+ *
+ * A program that asks the kernel's KSM to merge (madvise MADV_MERGEABLE,
+ * prctl PR_SET_MEMORY_MERGE) asks samepage's daemon instead, through the
+ * agent of libsamepage (samepage_connect, one handle per process, made on
+ * first use; a fork of a connected process becomes a client of its own by
+ * the agent's atfork handling).  Nothing of it reaches the kernel's KSM.
+ *
+ * Interposed (and exported, src/run/shim.map): madvise, prctl, ioctl.
+ *   madvise  MERGEABLE/UNMERGEABLE: samepage_madvise.  The kernel's answers
+ *            are kept: 0 for memory that cannot merge, EINVAL for an
+ *            unaligned address, ENOMEM for a range with unmapped parts.
+ *            DONTNEED/FREE on registered pages: samepage_discard, so that
+ *            they read zeros afterwards (a plain DONTNEED on a merged page
+ *            would read the store page back); every other call, and the
+ *            parts of the range that are not registered: the real madvise.
+ *   prctl    PR_SET_MEMORY_MERGE 1: all private anonymous memory, now and
+ *            later (as --all); 0: none any more; PR_GET_MEMORY_MERGE: what
+ *            was set.  Every other option: the real prctl.
+ *   ioctl    UFFDIO_REGISTER by the program on memory we registered (EBUSY):
+ *            that memory is given up (unmerged, unregistered) and the
+ *            program's registration retried: its own userfaultfd wins.
+ *
+ * The whole library is linked into this one (its objects, hidden), with its
+ * own calls of madvise and ioctl wrapped (-Wl,--wrap) to the real ones, so
+ * that nothing the library does comes back here.
+ *
+ * "All" mode (SAMEPAGE_RUN_ALL=1 from `samepage run --all`, or
+ * PR_SET_MEMORY_MERGE): memory is found by reading /proc/self/smaps, at
+ * start and then every SAMEPAGE_RUN_RESCAN_MS (default 500) from a thread
+ * of ours (on a stack of the library's own memory, never registered).  No
+ * mmap/munmap/mremap/brk is interposed: glibc's own calls (malloc, realloc)
+ * do not go through interposable symbols anyway, so the maps are the one
+ * source.  A rescan registers every eligible mapping not registered yet and
+ * gives up registered memory whose mapping went away or was replaced (no
+ * uffd-wp flag any more: munmap, mremap, a new mmap at the same address).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "linux_internal.h"
+#include "samepage.h"
+
+#ifndef PR_SET_MEMORY_MERGE
+#define PR_SET_MEMORY_MERGE 67
+#define PR_GET_MEMORY_MERGE 68
+#endif
+
+#define SHIM_API __attribute__((visibility("default")))
+
+/* The library's own calls (--wrap): straight to the kernel. */
+int __wrap_madvise(void *addr, size_t len, int advice);
+int __wrap_ioctl(int fd, unsigned long req, ...);
+
+int __wrap_madvise(void *addr, size_t len, int advice)
+{
+	return (int)syscall(SYS_madvise, addr, len, advice);
+}
+
+int __wrap_ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+
+	va_start(ap, req);
+	void *arg = va_arg(ap, void *);
+
+	va_end(ap);
+	return (int)syscall(SYS_ioctl, fd, req, arg);
+}
+
+static pthread_mutex_t shim_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct samepage *shim_sp;	/* this process's handle, once connected */
+static bool shim_tried;			/* connecting was tried (once per process) */
+static _Atomic bool shim_all;		/* all private anonymous memory */
+static bool shim_thread_on;
+static pthread_t shim_thread;
+static void *shim_stack;
+static int shim_rescan_ms = 500;
+static uint64_t shim_sig;		/* the eligible mappings at the last rescan */
+
+static int (*real_madvise)(void *, size_t, int);
+static int (*real_prctl)(int, unsigned long, unsigned long, unsigned long, unsigned long);
+static int (*real_ioctl)(int, unsigned long, void *);
+
+static void find_real(void)
+{
+	if (!real_madvise)
+		real_madvise = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "madvise");
+	if (!real_prctl)
+		real_prctl = (int (*)(int, unsigned long, unsigned long, unsigned long,
+				      unsigned long))dlsym(RTLD_NEXT, "prctl");
+	if (!real_ioctl)
+		real_ioctl = (int (*)(int, unsigned long, void *))dlsym(RTLD_NEXT, "ioctl");
+}
+
+static int call_madvise(void *addr, size_t len, int advice)
+{
+	find_real();
+	return real_madvise ? real_madvise(addr, len, advice) : __wrap_madvise(addr, len, advice);
+}
+
+static void start_rescan_thread(void);
+
+static void atfork_child(void)
+{
+	/* (after the library's own handler: the handle is the child's now) */
+	pthread_mutex_init(&shim_lock, NULL);
+	shim_thread_on = false;
+	shim_stack = NULL;	/* (the parent thread's copy: left as it is) */
+	if (shim_sp && atomic_load(&shim_all))
+		start_rescan_thread();
+}
+
+/* The handle, connected on first use; NULL without a daemon. */
+static struct samepage *handle(void)
+{
+	pthread_mutex_lock(&shim_lock);
+	if (!shim_tried) {
+		shim_tried = true;
+		int err = samepage_connect(&shim_sp, NULL);
+
+		if (err) {
+			shim_sp = NULL;
+			if (err != -ENOENT && err != -ECONNREFUSED)
+				fprintf(stderr, "samepage run: process %d runs unmerged: %s\n",
+					(int)getpid(), samepage_last_error());
+		} else {
+			(void)pthread_atfork(NULL, NULL, atfork_child);
+		}
+	}
+	struct samepage *sp = shim_sp;
+
+	pthread_mutex_unlock(&shim_lock);
+	return sp;
+}
+
+/* ------------------------------------------------------------------------
+ * All private anonymous memory.
+ * --------------------------------------------------------------------- */
+static bool eligible(const struct sp_vma *v)
+{
+	return v->heap && !v->exec && (v->prot & PROT_READ) && !v->flags;
+}
+
+/* One rescan: give up what went away, register what is new. */
+static void rescan(struct samepage *sp)
+{
+	struct sp_vma *v = NULL;
+	bool gap;
+	uint64_t gone[2 * 64];
+	int ngone = 0;
+	uint64_t sh, sig = 1469598103934665603ull, lo = UINT64_MAX, hi = 0;
+
+	sp_lock(sp);
+	sh = sp->os.page_shift;
+	int n = sp_os_vmas(&sp->os, 0, UINT64_MAX >> 1, &v, &gap);
+
+	if (n < 0) {
+		sp_unlock(sp);
+		return;
+	}
+	/* registered pages no mapping of ours backs any more (unmapped,
+	 * moved, or mapped anew: no uffd-wp flag) */
+	for (size_t i = 0; i < sp->nranges && ngone < 64; i++) {
+		uint64_t p = sp->ranges[i].start, e = sp->ranges[i].end;
+		int k = 0;
+
+		while (p < e && ngone < 64) {
+			while (k < n && (v[k].end >> sh) <= p)
+				k++;
+			bool in = k < n && (v[k].start >> sh) <= p;
+			bool ok = in && (v[k].flags & SP_VMA_UFFD_WP);
+			uint64_t q = k >= n ? e : in ? v[k].end >> sh : v[k].start >> sh;
+
+			if (q > e)
+				q = e;
+			if (!ok) {
+				if (ngone && gone[2 * ngone - 1] == p) {
+					gone[2 * ngone - 1] = q;
+				} else {
+					gone[2 * ngone] = p;
+					gone[2 * ngone + 1] = q;
+					ngone++;
+				}
+			}
+			p = q;
+		}
+	}
+	for (int j = 0; j < n; j++) {
+		if (!eligible(&v[j]))
+			continue;
+		sig = (sig ^ v[j].start) * 1099511628211ull;
+		sig = (sig ^ v[j].end) * 1099511628211ull;
+		if (v[j].start < lo)
+			lo = v[j].start;
+		if (v[j].end > hi)
+			hi = v[j].end;
+	}
+	sp_arena_free(&sp->arena, v);
+	sp_unlock(sp);
+	for (int j = 0; j < ngone; j++)
+		(void)samepage_madvise(sp, (void *)(uintptr_t)(gone[2 * j] << sh),
+				       (gone[2 * j + 1] - gone[2 * j]) << sh, SAMEPAGE_UNMERGEABLE);
+	if (lo < hi && (sig != shim_sig || ngone)) {
+		/* (the library registers what is eligible and not its own) */
+		(void)samepage_madvise(sp, (void *)(uintptr_t)lo, hi - lo, SAMEPAGE_MERGEABLE);
+	}
+	shim_sig = sig;
+}
+
+static void *rescan_main(void *arg)
+{
+	struct samepage *sp = arg;
+
+	while (atomic_load(&shim_all)) {
+		rescan(sp);
+		usleep((useconds_t)shim_rescan_ms * 1000);
+	}
+	return NULL;
+}
+
+static void start_rescan_thread(void)
+{
+	struct samepage *sp = shim_sp;
+
+	if (!sp || shim_thread_on)
+		return;
+	if (sp_start_thread(sp, &shim_thread, &shim_stack, rescan_main, "samepage-maps") == 0) {
+		shim_thread_on = true;
+		pthread_detach(shim_thread);
+	}
+}
+
+static void set_all(bool on)
+{
+	struct samepage *sp = handle();
+
+	atomic_store(&shim_all, on);
+	if (!sp)
+		return;
+	if (on) {
+		rescan(sp);	/* (before returning: what is mapped now) */
+		pthread_mutex_lock(&shim_lock);
+		start_rescan_thread();
+		pthread_mutex_unlock(&shim_lock);
+	} else {
+		/* (the thread sees the flag and ends within a period) */
+		uint64_t r[2 * 64];
+		int nr = 0;
+
+		sp_lock(sp);
+		for (size_t i = 0; i < sp->nranges && nr < 64; i++, nr++) {
+			r[2 * nr] = sp->ranges[i].start << sp->os.page_shift;
+			r[2 * nr + 1] = sp->ranges[i].end << sp->os.page_shift;
+		}
+		sp_unlock(sp);
+		for (int i = 0; i < nr; i++)
+			(void)samepage_madvise(sp, (void *)(uintptr_t)r[2 * i], r[2 * i + 1] - r[2 * i],
+					       SAMEPAGE_UNMERGEABLE);
+		shim_sig = 0;
+	}
+}
+
+__attribute__((constructor)) static void shim_init(void)
+{
+	const char *ms = getenv("SAMEPAGE_RUN_RESCAN_MS");
+	const char *all = getenv("SAMEPAGE_RUN_ALL");
+
+	find_real();
+	if (ms && atoi(ms) > 0)
+		shim_rescan_ms = atoi(ms);
+	if (all && !strcmp(all, "1"))
+		set_all(true);
+}
+
+/* ------------------------------------------------------------------------
+ * The interposed functions.
+ * --------------------------------------------------------------------- */
+/* DONTNEED/FREE: registered parts discarded, the others the kernel's. */
+static int discard(struct samepage *sp, void *addr, size_t len, int advice)
+{
+	uint64_t sh = sp->os.page_shift, a = (uintptr_t)addr;
+	uint64_t b = a + ((len + sp->os.page - 1) & ~(uint64_t)(sp->os.page - 1));
+	int ret = 0, saved = 0;
+
+	if ((a & (sp->os.page - 1)) || b < a)
+		return call_madvise(addr, len, advice);
+	for (uint64_t p = a >> sh; p < (b >> sh);) {
+		uint64_t q = b >> sh;
+		bool reg = false;
+
+		sp_lock(sp);
+		size_t i = sp_range_index(sp, p);
+
+		if (i < sp->nranges && sp->ranges[i].start <= p) {
+			reg = true;
+			if (sp->ranges[i].end < q)
+				q = sp->ranges[i].end;
+		} else if (i < sp->nranges && sp->ranges[i].start < q) {
+			q = sp->ranges[i].start;
+		}
+		sp_unlock(sp);
+		void *x = (void *)(uintptr_t)(p << sh);
+		size_t xl = (q - p) << sh;
+		int r = reg ? samepage_discard(sp, x, xl) : 0;
+
+		if (reg && r == -EINVAL)	/* (given up meanwhile) */
+			reg = false;
+		if (!reg)
+			r = call_madvise(x, xl, advice) ? -errno : 0;
+		if (r && !ret) {
+			ret = -1;
+			saved = -r;
+		}
+		p = q;
+	}
+	if (ret)
+		errno = saved;
+	return ret;
+}
+
+SHIM_API int madvise(void *addr, size_t len, int advice)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	switch (advice) {
+	case MADV_MERGEABLE:
+	case MADV_UNMERGEABLE: {
+		if ((uintptr_t)addr & (uintptr_t)(page - 1)) {
+			errno = EINVAL;
+			return -1;
+		}
+		if (!len)
+			return 0;
+		struct samepage *sp = handle();
+
+		if (!sp)
+			return 0;	/* no daemon: unmerged, as asked */
+		int err = samepage_madvise(sp, addr, len, advice == MADV_MERGEABLE ?
+					   SAMEPAGE_MERGEABLE : SAMEPAGE_UNMERGEABLE);
+
+		if (err == -ENOMEM || err == -EINVAL) {
+			errno = -err;
+			return -1;
+		}
+		return 0;	/* (other failures: unmerged, as the kernel's KSM may) */
+	}
+	case MADV_DONTNEED:
+	case MADV_FREE: {
+		struct samepage *sp = shim_sp;
+
+		if (sp && sp->nranges)
+			return discard(sp, addr, len, advice);
+		return call_madvise(addr, len, advice);
+	}
+	default:
+		return call_madvise(addr, len, advice);
+	}
+}
+
+SHIM_API int prctl(int option, ...)
+{
+	va_list ap;
+	unsigned long a2, a3, a4, a5;
+
+	va_start(ap, option);
+	a2 = va_arg(ap, unsigned long);
+	a3 = va_arg(ap, unsigned long);
+	a4 = va_arg(ap, unsigned long);
+	a5 = va_arg(ap, unsigned long);
+	va_end(ap);
+	if (option == PR_SET_MEMORY_MERGE) {
+		if (a3 || a4 || a5) {
+			errno = EINVAL;
+			return -1;
+		}
+		set_all(a2 != 0);
+		/* (inherited across exec, as the kernel's flag is) */
+		if (a2)
+			setenv("SAMEPAGE_RUN_ALL", "1", 1);
+		else
+			unsetenv("SAMEPAGE_RUN_ALL");
+		return 0;
+	}
+	if (option == PR_GET_MEMORY_MERGE) {
+		if (a2 || a3 || a4 || a5) {
+			errno = EINVAL;
+			return -1;
+		}
+		return atomic_load(&shim_all) ? 1 : 0;
+	}
+	find_real();
+	if (real_prctl)
+		return real_prctl(option, a2, a3, a4, a5);
+	return (int)syscall(SYS_prctl, option, a2, a3, a4, a5);
+}
+
+SHIM_API int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+
+	va_start(ap, req);
+	void *arg = va_arg(ap, void *);
+
+	va_end(ap);
+	find_real();
+	int r = real_ioctl ? real_ioctl(fd, req, arg) : __wrap_ioctl(fd, req, arg);
+
+	if (r == -1 && errno == EBUSY && req == UFFDIO_REGISTER && shim_sp && arg) {
+		struct uffdio_register *ur = arg;
+
+		/* the program's own userfaultfd on memory we took: its own */
+		(void)samepage_madvise(shim_sp, (void *)(uintptr_t)ur->range.start,
+				       ur->range.len, SAMEPAGE_UNMERGEABLE);
+		r = real_ioctl ? real_ioctl(fd, req, arg) : __wrap_ioctl(fd, req, arg);
+	}
+	return r;
+}
