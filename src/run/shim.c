@@ -421,12 +421,15 @@ SHIM_API int ioctl(int fd, unsigned long req, ...)
 	find_real();
 	int r = real_ioctl ? real_ioctl(fd, req, arg) : __wrap_ioctl(fd, req, arg);
 
-	if (r == -1 && errno == EBUSY && req == UFFDIO_REGISTER && shim_sp && arg) {
+	/* the program's own userfaultfd on memory we took: its own (again,
+	 * if a rescan took it back in between) */
+	for (int i = 0; i < 8 && r == -1 && errno == EBUSY && req == UFFDIO_REGISTER &&
+	     shim_sp && arg; i++) {
 		struct uffdio_register *ur = arg;
 
-		/* the program's own userfaultfd on memory we took: its own */
 		(void)samepage_madvise(shim_sp, (void *)(uintptr_t)ur->range.start,
 				       ur->range.len, SAMEPAGE_UNMERGEABLE);
+		errno = 0;
 		r = real_ioctl ? real_ioctl(fd, req, arg) : __wrap_ioctl(fd, req, arg);
 	}
 	return r;
