@@ -8,7 +8,8 @@
  * first use; a fork of a connected process becomes a client of its own by
  * the agent's atfork handling).  Nothing of it reaches the kernel's KSM.
  *
- * Interposed (and exported, src/run/shim.map): madvise, prctl, ioctl.
+ * Interposed (and exported, src/run/shim.map): madvise, prctl, ioctl,
+ * munmap, mremap.
  *   madvise  MERGEABLE/UNMERGEABLE: samepage_madvise.  The kernel's answers
  *            are kept: 0 for memory that cannot merge, EINVAL for an
  *            unaligned address, ENOMEM for a range with unmapped parts.
@@ -19,12 +20,18 @@
  *   prctl    PR_SET_MEMORY_MERGE 1: all private anonymous memory, now and
  *            later (as --all); 0: none any more; PR_GET_MEMORY_MERGE: what
  *            was set.  Every other option: the real prctl.
+ *   munmap   registered pieces: samepage_free (the records and the daemon's
+ *            ranges go with the memory, so that a new mapping there is
+ *            registered anew); the rest: the real munmap.
+ *   mremap   registered memory: unmerged (private again) and given up
+ *            first, then moved or resized, then registered at its new
+ *            place; merged pages never travel as store mappings.
  *   ioctl    UFFDIO_REGISTER by the program on memory we registered (EBUSY):
  *            that memory is given up (unmerged, unregistered) and the
  *            program's registration retried: its own userfaultfd wins.
  *
  * The whole library is linked into this one (its objects, hidden), with its
- * own calls of madvise and ioctl wrapped (-Wl,--wrap) to the real ones, so
+ * own calls of madvise, ioctl, munmap and mremap wrapped (-Wl,--wrap) to the real ones, so
  * that nothing the library does comes back here.
  *
  * "All" mode (SAMEPAGE_RUN_ALL=1 from `samepage run --all`, or
@@ -66,6 +73,24 @@
 /* The library's own calls (--wrap): straight to the kernel. */
 int __wrap_madvise(void *addr, size_t len, int advice);
 int __wrap_ioctl(int fd, unsigned long req, ...);
+int __wrap_munmap(void *addr, size_t len);
+void *__wrap_mremap(void *old, size_t olen, size_t nlen, int flags, ...);
+
+int __wrap_munmap(void *addr, size_t len)
+{
+	return (int)syscall(SYS_munmap, addr, len);
+}
+
+void *__wrap_mremap(void *old, size_t olen, size_t nlen, int flags, ...)
+{
+	va_list ap;
+
+	va_start(ap, flags);
+	void *na = va_arg(ap, void *);
+
+	va_end(ap);
+	return (void *)syscall(SYS_mremap, old, olen, nlen, flags, na);
+}
 
 int __wrap_madvise(void *addr, size_t len, int advice)
 {
@@ -96,6 +121,8 @@ static uint64_t shim_sig;		/* the eligible mappings at the last rescan */
 static int (*real_madvise)(void *, size_t, int);
 static int (*real_prctl)(int, unsigned long, unsigned long, unsigned long, unsigned long);
 static int (*real_ioctl)(int, unsigned long, void *);
+static int (*real_munmap)(void *, size_t);
+static void *(*real_mremap)(void *, size_t, size_t, int, void *);
 
 static void find_real(void)
 {
@@ -106,6 +133,11 @@ static void find_real(void)
 				      unsigned long))dlsym(RTLD_NEXT, "prctl");
 	if (!real_ioctl)
 		real_ioctl = (int (*)(int, unsigned long, void *))dlsym(RTLD_NEXT, "ioctl");
+	if (!real_munmap)
+		real_munmap = (int (*)(void *, size_t))dlsym(RTLD_NEXT, "munmap");
+	if (!real_mremap)
+		real_mremap = (void *(*)(void *, size_t, size_t, int, void *))dlsym(RTLD_NEXT,
+										     "mremap");
 }
 
 static int call_madvise(void *addr, size_t len, int advice)
@@ -291,15 +323,17 @@ __attribute__((constructor)) static void shim_init(void)
 /* ------------------------------------------------------------------------
  * The interposed functions.
  * --------------------------------------------------------------------- */
-/* DONTNEED/FREE: registered parts discarded, the others the kernel's. */
-static int discard(struct samepage *sp, void *addr, size_t len, int advice)
+/*
+ * The pieces of [addr, addr + len), registered or not, in order: @fn on
+ * each; the first failure is the answer (-1 and errno), as the kernel's.
+ */
+static int pieces(struct samepage *sp, void *addr, size_t len,
+		  int (*fn)(struct samepage *sp, void *x, size_t xl, bool reg, int arg), int arg)
 {
 	uint64_t sh = sp->os.page_shift, a = (uintptr_t)addr;
 	uint64_t b = a + ((len + sp->os.page - 1) & ~(uint64_t)(sp->os.page - 1));
 	int ret = 0, saved = 0;
 
-	if ((a & (sp->os.page - 1)) || b < a)
-		return call_madvise(addr, len, advice);
 	for (uint64_t p = a >> sh; p < (b >> sh);) {
 		uint64_t q = b >> sh;
 		bool reg = false;
@@ -315,14 +349,8 @@ static int discard(struct samepage *sp, void *addr, size_t len, int advice)
 			q = sp->ranges[i].start;
 		}
 		sp_unlock(sp);
-		void *x = (void *)(uintptr_t)(p << sh);
-		size_t xl = (q - p) << sh;
-		int r = reg ? samepage_discard(sp, x, xl) : 0;
+		int r = fn(sp, (void *)(uintptr_t)(p << sh), (q - p) << sh, reg, arg);
 
-		if (reg && r == -EINVAL)	/* (given up meanwhile) */
-			reg = false;
-		if (!reg)
-			r = call_madvise(x, xl, advice) ? -errno : 0;
 		if (r && !ret) {
 			ret = -1;
 			saved = -r;
@@ -332,6 +360,102 @@ static int discard(struct samepage *sp, void *addr, size_t len, int advice)
 	if (ret)
 		errno = saved;
 	return ret;
+}
+
+/* Whether [addr, addr + len) is page aligned and does not wrap. */
+static bool aligned(struct samepage *sp, void *addr, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr;
+
+	return !(a & (sp->os.page - 1)) && a + len >= a && len <= SIZE_MAX - sp->os.page;
+}
+
+/*
+ * DONTNEED/FREE: the kernel's DONTNEED first (also where our records are
+ * stale: a mapping made anew there), then, on registered pages,
+ * samepage_discard, which replaces merged pages (whose DONTNEED would read
+ * the store page back) by zeros.  A merge in between finds zeros.
+ */
+static int discard_piece(struct samepage *sp, void *x, size_t xl, bool reg, int advice)
+{
+	int r = call_madvise(x, xl, reg ? MADV_DONTNEED : advice) ? -errno : 0;
+
+	if (reg && !r) {
+		r = samepage_discard(sp, x, xl);
+		if (r == -EINVAL)
+			r = 0;	/* (given up meanwhile: the DONTNEED did it) */
+	}
+	return r;
+}
+
+static int discard(struct samepage *sp, void *addr, size_t len, int advice)
+{
+	if (!aligned(sp, addr, len))
+		return call_madvise(addr, len, advice);
+	return pieces(sp, addr, len, discard_piece, advice);
+}
+
+/* munmap: registered pieces through samepage_free (records, store pages
+ * and the daemon's ranges go with them), the others the kernel's. */
+static int unmap_piece(struct samepage *sp, void *x, size_t xl, bool reg, int arg)
+{
+	(void)arg;
+	if (reg && samepage_free(sp, x, xl) == 0)
+		return 0;
+	find_real();
+	int r = real_munmap ? real_munmap(x, xl) : __wrap_munmap(x, xl);
+
+	return r ? -errno : 0;
+}
+
+SHIM_API int munmap(void *addr, size_t len)
+{
+	struct samepage *sp = shim_sp;
+
+	if (sp && sp->nranges && len && aligned(sp, addr, len))
+		return pieces(sp, addr, len, unmap_piece, 0);
+	find_real();
+	return real_munmap ? real_munmap(addr, len) : __wrap_munmap(addr, len);
+}
+
+static int any_piece(struct samepage *sp, void *x, size_t xl, bool reg, int arg)
+{
+	(void)sp, (void)x, (void)xl, (void)arg;
+	return reg ? -EEXIST : 0;
+}
+
+/* mremap: registered memory is made private (unmerged) and given up
+ * first, moved or resized by the kernel, then registered where it is now:
+ * merged pages are never carried along as mappings of the store. */
+SHIM_API void *mremap(void *old, size_t olen, size_t nlen, int flags, ...)
+{
+	va_list ap;
+	struct samepage *sp = shim_sp;
+	bool reg = false;
+
+	va_start(ap, flags);
+	void *na = (flags & MREMAP_FIXED) ? va_arg(ap, void *) : NULL;
+
+	va_end(ap);
+	if (sp && sp->nranges && olen && aligned(sp, old, olen) &&
+	    pieces(sp, old, olen, any_piece, 0)) {
+		reg = true;
+		(void)samepage_madvise(sp, old, olen, SAMEPAGE_UNMERGEABLE);
+	}
+	find_real();
+	void *r = real_mremap ? real_mremap(old, olen, nlen, flags, na) :
+			       __wrap_mremap(old, olen, nlen, flags, na);
+
+	if (reg) {
+		int e = errno;
+
+		if (r != MAP_FAILED)
+			(void)samepage_madvise(sp, r, nlen, SAMEPAGE_MERGEABLE);
+		else
+			(void)samepage_madvise(sp, old, olen, SAMEPAGE_MERGEABLE);
+		errno = e;
+	}
+	return r;
 }
 
 SHIM_API int madvise(void *addr, size_t len, int advice)
