@@ -88,6 +88,12 @@ struct sp_agent {
 
 static void handle_remove(struct samepage *sp);
 
+/* (own_interval() in api.c: these pages are never registered) */
+size_t sp_agent_state_size(void)
+{
+	return sizeof(struct sp_agent);
+}
+
 /* ------------------------------------------------------------------------
  * The store of the domain, read-only.
  * --------------------------------------------------------------------- */

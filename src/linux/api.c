@@ -280,8 +280,14 @@ void *sp_linux_mm(struct samepage *sp)
 static bool own_interval(struct samepage *sp, uint64_t vpn, uint64_t *hi)
 {
 	uint64_t sh = sp->os.page_shift;
-	uint64_t iv[2 + SP_ARENA_REGIONS][2];
+	uint64_t iv[3 + SP_ARENA_REGIONS][2];
 	int n = 0;
+
+	if (sp->agent) {	/* (the agent's state: its own mapping) */
+		iv[n][0] = (uintptr_t)sp->agent >> sh;
+		iv[n][1] = (((uintptr_t)sp->agent + sp_agent_state_size() - 1) >> sh) + 1;
+		n++;
+	}
 
 	iv[n][0] = (uintptr_t)sp >> sh;
 	iv[n][1] = (((uintptr_t)sp + sizeof(*sp) - 1) >> sh) + 1;

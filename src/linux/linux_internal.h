@@ -468,6 +468,7 @@ int sp_agent_set(struct samepage *sp, const char *knob, unsigned long value);
 int sp_agent_scan(struct samepage *sp, bool full, unsigned long n);
 int sp_agent_ranges(struct samepage *sp, uint64_t forget_a, uint64_t forget_b);
 void sp_agent_stop(struct samepage *sp);
+size_t sp_agent_state_size(void);	/* the mapping sp->agent points to */
 void sp_agent_free(struct samepage *sp);
 
 /* For tests: open with hooks; reach the engine and the backend. */

@@ -46,6 +46,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
@@ -189,6 +190,38 @@ static bool eligible(const struct sp_vma *v)
 	return v->heap && !v->exec && (v->prot & PROT_READ) && !v->flags;
 }
 
+static uintptr_t shim_main_tcb;	/* the main thread's (its TLS is there too) */
+
+/*
+ * Never registered by a rescan: a mapping right above an inaccessible one
+ * (a thread's stack above its guard page, with the thread's TLS at its
+ * top; a malloc heap after another's reservation is taken for one, and
+ * just not merged), and the pages around the main thread's thread pointer
+ * (its static TLS below it, its descriptor above).  The agent's own state
+ * the library never registers itself.
+ */
+#define TCB_ABOVE	(8u << 10)	/* glibc's struct pthread: ~2.3 KiB */
+#define TLS_SURPLUS	(8u << 10)	/* glibc's reserve for dlopen'd TLS: ~2 KiB */
+
+static size_t shim_tls_below = 64u << 10;	/* (until measured) */
+
+/* The static TLS of the objects loaded at start: their PT_TLS sizes. */
+static int tls_size(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	size_t *sum = arg;
+
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_TLS)
+			*sum += info->dlpi_phdr[i].p_memsz + info->dlpi_phdr[i].p_align;
+	return 0;
+}
+
+static bool stack_like(const struct sp_vma *v, int j)
+{
+	return j > 0 && v[j - 1].end == v[j].start && !v[j - 1].prot && !v[j - 1].inode;
+}
+
 /* One rescan: give up what went away, register what is new. */
 static void rescan(struct samepage *sp)
 {
@@ -196,7 +229,7 @@ static void rescan(struct samepage *sp)
 	bool gap;
 	uint64_t gone[2 * 64];
 	int ngone = 0;
-	uint64_t sh, sig = 1469598103934665603ull, lo = UINT64_MAX, hi = 0;
+	uint64_t sh, sig = 1469598103934665603ull;
 
 	sp_lock(sp);
 	sh = sp->os.page_shift;
@@ -233,24 +266,68 @@ static void rescan(struct samepage *sp)
 			p = q;
 		}
 	}
+	/* what to register: stretches of eligible mappings, split around
+	 * the ones a thread of the process may write while it holds pages of
+	 * its own protected (unmerging in madvise, munmap...): thread stacks
+	 * with their TLS, the main thread's TLS, the agent's state */
+	uint64_t want[2 * 64];
+	int nwant = 0;
+	bool open = false;
+
+	uint64_t t0 = (shim_main_tcb - shim_tls_below) & ~(uint64_t)(sp->os.page - 1);
+	uint64_t t1 = (shim_main_tcb + TCB_ABOVE + sp->os.page) & ~(uint64_t)(sp->os.page - 1);
+
 	for (int j = 0; j < n; j++) {
 		if (!eligible(&v[j]))
 			continue;
 		sig = (sig ^ v[j].start) * 1099511628211ull;
 		sig = (sig ^ v[j].end) * 1099511628211ull;
-		if (v[j].start < lo)
-			lo = v[j].start;
-		if (v[j].end > hi)
-			hi = v[j].end;
+		if (stack_like(v, j)) {
+			open = false;
+			continue;
+		}
+		/* the pieces of it outside [t0, t1), joined to the stretch
+		 * before when nothing excluded lies between */
+		uint64_t x[2][2] = { { v[j].start, v[j].end }, { 0, 0 } };
+		int np = 1;
+		bool join = open;
+
+		if (v[j].start < t1 && v[j].end > t0) {
+			np = 0;
+			if (v[j].start < t0) {
+				x[np][0] = v[j].start;
+				x[np++][1] = t0;
+			}
+			if (v[j].end > t1) {
+				x[np][0] = t1;
+				x[np++][1] = v[j].end;
+			}
+			if (!np || v[j].start >= t0)
+				join = false;
+		}
+		open = np > 0;
+		for (int h = 0; h < np; h++, join = false) {
+			if (join && nwant) {
+				want[2 * nwant - 1] = x[h][1];
+			} else if (nwant < 64) {
+				want[2 * nwant] = x[h][0];
+				want[2 * nwant + 1] = x[h][1];
+				nwant++;
+			}
+		}
+		if (np && x[np - 1][1] != v[j].end)
+			open = false;
 	}
 	sp_arena_free(&sp->arena, v);
 	sp_unlock(sp);
 	for (int j = 0; j < ngone; j++)
 		(void)samepage_madvise(sp, (void *)(uintptr_t)(gone[2 * j] << sh),
 				       (gone[2 * j + 1] - gone[2 * j]) << sh, SAMEPAGE_UNMERGEABLE);
-	if (lo < hi && (sig != shim_sig || ngone)) {
+	if (sig != shim_sig || ngone) {
 		/* (the library registers what is eligible and not its own) */
-		(void)samepage_madvise(sp, (void *)(uintptr_t)lo, hi - lo, SAMEPAGE_MERGEABLE);
+		for (int j = 0; j < nwant; j++)
+			(void)samepage_madvise(sp, (void *)(uintptr_t)want[2 * j],
+					       want[2 * j + 1] - want[2 * j], SAMEPAGE_MERGEABLE);
 	}
 	shim_sig = sig;
 }
@@ -314,6 +391,11 @@ __attribute__((constructor)) static void shim_init(void)
 	const char *all = getenv("SAMEPAGE_RUN_ALL");
 
 	find_real();
+	shim_main_tcb = (uintptr_t)pthread_self();
+	size_t tls = 0;
+
+	dl_iterate_phdr(tls_size, &tls);
+	shim_tls_below = tls + TLS_SURPLUS;
 	if (ms && atoi(ms) > 0)
 		shim_rescan_ms = atoi(ms);
 	if (all && !strcmp(all, "1"))
