@@ -197,13 +197,16 @@ static uintptr_t shim_main_tcb;	/* the main thread's (its TLS is there too) */
  * (a thread's stack above its guard page, with the thread's TLS at its
  * top; a malloc heap after another's reservation is taken for one, and
  * just not merged), and the pages around the main thread's thread pointer
- * (its static TLS below it, its descriptor above).  The agent's own state
- * the library never registers itself.
+ * (its static TLS below it, its descriptor above), and this library's own
+ * data and bss (the bss beyond the file is anonymous memory).  The agent's
+ * own state the library never registers itself.
  */
 #define TCB_ABOVE	(8u << 10)	/* glibc's struct pthread: ~2.3 KiB */
 #define TLS_SURPLUS	(8u << 10)	/* glibc's reserve for dlopen'd TLS: ~2 KiB */
 
 static size_t shim_tls_below = 64u << 10;	/* (until measured) */
+static uint64_t shim_own[2];	/* our own writable data and bss */
+static uintptr_t shim_base;	/* where this library is loaded */
 
 /* The static TLS of the objects loaded at start: their PT_TLS sizes. */
 static int tls_size(struct dl_phdr_info *info, size_t size, void *arg)
@@ -211,9 +214,20 @@ static int tls_size(struct dl_phdr_info *info, size_t size, void *arg)
 	size_t *sum = arg;
 
 	(void)size;
-	for (int i = 0; i < info->dlpi_phnum; i++)
-		if (info->dlpi_phdr[i].p_type == PT_TLS)
-			*sum += info->dlpi_phdr[i].p_memsz + info->dlpi_phdr[i].p_align;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type == PT_TLS)
+			*sum += ph->p_memsz + ph->p_align;
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W) && info->dlpi_addr == shim_base) {
+			uint64_t a = info->dlpi_addr + ph->p_vaddr, b = a + ph->p_memsz;
+
+			if (!shim_own[1] || a < shim_own[0])
+				shim_own[0] = a;
+			if (b > shim_own[1])
+				shim_own[1] = b;
+		}
+	}
 	return 0;
 }
 
@@ -274,8 +288,11 @@ static void rescan(struct samepage *sp)
 	int nwant = 0;
 	bool open = false;
 
-	uint64_t t0 = (shim_main_tcb - shim_tls_below) & ~(uint64_t)(sp->os.page - 1);
-	uint64_t t1 = (shim_main_tcb + TCB_ABOVE + sp->os.page) & ~(uint64_t)(sp->os.page - 1);
+	uint64_t pg = sp->os.page, w[2][2] = {
+		{ (shim_main_tcb - shim_tls_below) & ~(pg - 1),
+		  (shim_main_tcb + TCB_ABOVE + pg) & ~(pg - 1) },
+		{ shim_own[0] & ~(pg - 1), (shim_own[1] + pg - 1) & ~(pg - 1) },
+	};
 
 	for (int j = 0; j < n; j++) {
 		if (!eligible(&v[j]))
@@ -286,37 +303,34 @@ static void rescan(struct samepage *sp)
 			open = false;
 			continue;
 		}
-		/* the pieces of it outside [t0, t1), joined to the stretch
-		 * before when nothing excluded lies between */
-		uint64_t x[2][2] = { { v[j].start, v[j].end }, { 0, 0 } };
-		int np = 1;
-		bool join = open;
+		/* the pieces of it outside the windows, the first joined to the
+		 * stretch before when nothing excluded lies between */
+		uint64_t x = v[j].start;
 
-		if (v[j].start < t1 && v[j].end > t0) {
-			np = 0;
-			if (v[j].start < t0) {
-				x[np][0] = v[j].start;
-				x[np++][1] = t0;
+		while (x < v[j].end) {
+			uint64_t y = v[j].end, skip = 0;
+
+			for (int h = 0; h < 2; h++) {
+				if (w[h][0] <= x && w[h][1] > x)
+					skip = skip > w[h][1] ? skip : w[h][1];
+				else if (w[h][0] > x && w[h][0] < y)
+					y = w[h][0];
 			}
-			if (v[j].end > t1) {
-				x[np][0] = t1;
-				x[np++][1] = v[j].end;
+			if (skip) {
+				open = false;
+				x = skip;
+				continue;
 			}
-			if (!np || v[j].start >= t0)
-				join = false;
-		}
-		open = np > 0;
-		for (int h = 0; h < np; h++, join = false) {
-			if (join && nwant) {
-				want[2 * nwant - 1] = x[h][1];
+			if (open && nwant) {
+				want[2 * nwant - 1] = y;
 			} else if (nwant < 64) {
-				want[2 * nwant] = x[h][0];
-				want[2 * nwant + 1] = x[h][1];
+				want[2 * nwant] = x;
+				want[2 * nwant + 1] = y;
 				nwant++;
 			}
+			open = y == v[j].end;
+			x = y;
 		}
-		if (np && x[np - 1][1] != v[j].end)
-			open = false;
 	}
 	sp_arena_free(&sp->arena, v);
 	sp_unlock(sp);
@@ -393,7 +407,10 @@ __attribute__((constructor)) static void shim_init(void)
 	find_real();
 	shim_main_tcb = (uintptr_t)pthread_self();
 	size_t tls = 0;
+	Dl_info self;
 
+	if (dladdr((void *)&shim_sig, &self))
+		shim_base = (uintptr_t)self.dli_fbase;
 	dl_iterate_phdr(tls_size, &tls);
 	shim_tls_below = tls + TLS_SURPLUS;
 	if (ms && atoi(ms) > 0)
