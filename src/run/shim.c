@@ -118,6 +118,7 @@ static pthread_t shim_thread;
 static void *shim_stack;
 static int shim_rescan_ms = 500;
 static uint64_t shim_sig;		/* the eligible mappings at the last rescan */
+static pthread_mutex_t rescan_lock = PTHREAD_MUTEX_INITIALIZER;	/* one at a time */
 
 static int (*real_madvise)(void *, size_t, int);
 static int (*real_prctl)(int, unsigned long, unsigned long, unsigned long, unsigned long);
@@ -149,10 +150,14 @@ static int call_madvise(void *addr, size_t len, int advice)
 
 static void start_rescan_thread(void);
 
+static uintptr_t shim_main_tcb;	/* the main thread's (its TLS is there too) */
+
 static void atfork_child(void)
 {
 	/* (after the library's own handler: the handle is the child's now) */
 	pthread_mutex_init(&shim_lock, NULL);
+	pthread_mutex_init(&rescan_lock, NULL);
+	shim_main_tcb = (uintptr_t)pthread_self();	/* (the one thread here) */
 	shim_thread_on = false;
 	shim_stack = NULL;	/* (the parent thread's copy: left as it is) */
 	if (shim_sp && atomic_load(&shim_all))
@@ -189,8 +194,6 @@ static bool eligible(const struct sp_vma *v)
 {
 	return v->heap && !v->exec && (v->prot & PROT_READ) && !v->flags;
 }
-
-static uintptr_t shim_main_tcb;	/* the main thread's (its TLS is there too) */
 
 /*
  * Never registered by a rescan: a mapping right above an inaccessible one
@@ -237,7 +240,7 @@ static bool stack_like(const struct sp_vma *v, int j)
 }
 
 /* One rescan: give up what went away, register what is new. */
-static void rescan(struct samepage *sp)
+static void rescan_locked(struct samepage *sp)
 {
 	struct sp_vma *v = NULL;
 	bool gap;
@@ -284,7 +287,7 @@ static void rescan(struct samepage *sp)
 	 * the ones a thread of the process may write while it holds pages of
 	 * its own protected (unmerging in madvise, munmap...): thread stacks
 	 * with their TLS, the main thread's TLS, the agent's state */
-	uint64_t want[2 * 64];
+	uint64_t want[2 * 256];
 	int nwant = 0;
 	bool open = false;
 
@@ -323,7 +326,7 @@ static void rescan(struct samepage *sp)
 			}
 			if (open && nwant) {
 				want[2 * nwant - 1] = y;
-			} else if (nwant < 64) {
+			} else if (nwant < 256) {
 				want[2 * nwant] = x;
 				want[2 * nwant + 1] = y;
 				nwant++;
@@ -346,15 +349,28 @@ static void rescan(struct samepage *sp)
 	shim_sig = sig;
 }
 
+static void rescan(struct samepage *sp)
+{
+	pthread_mutex_lock(&rescan_lock);
+	rescan_locked(sp);
+	pthread_mutex_unlock(&rescan_lock);
+}
+
 static void *rescan_main(void *arg)
 {
 	struct samepage *sp = arg;
 
-	while (atomic_load(&shim_all)) {
+	for (;;) {
+		pthread_mutex_lock(&shim_lock);
+		if (!atomic_load(&shim_all)) {
+			shim_thread_on = false;	/* (set_all starts another) */
+			pthread_mutex_unlock(&shim_lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&shim_lock);
 		rescan(sp);
 		usleep((useconds_t)shim_rescan_ms * 1000);
 	}
-	return NULL;
 }
 
 static void start_rescan_thread(void)
@@ -384,18 +400,23 @@ static void set_all(bool on)
 	} else {
 		/* (the thread sees the flag and ends within a period) */
 		uint64_t r[2 * 64];
-		int nr = 0;
+		int nr = 1;
 
-		sp_lock(sp);
-		for (size_t i = 0; i < sp->nranges && nr < 64; i++, nr++) {
-			r[2 * nr] = sp->ranges[i].start << sp->os.page_shift;
-			r[2 * nr + 1] = sp->ranges[i].end << sp->os.page_shift;
+		for (int round = 0; round < 64 && nr; round++) {
+			nr = 0;
+			sp_lock(sp);
+			for (size_t i = 0; i < sp->nranges && nr < 64; i++, nr++) {
+				r[2 * nr] = sp->ranges[i].start << sp->os.page_shift;
+				r[2 * nr + 1] = sp->ranges[i].end << sp->os.page_shift;
+			}
+			sp_unlock(sp);
+			for (int i = 0; i < nr; i++)
+				(void)samepage_madvise(sp, (void *)(uintptr_t)r[2 * i],
+						       r[2 * i + 1] - r[2 * i], SAMEPAGE_UNMERGEABLE);
 		}
-		sp_unlock(sp);
-		for (int i = 0; i < nr; i++)
-			(void)samepage_madvise(sp, (void *)(uintptr_t)r[2 * i], r[2 * i + 1] - r[2 * i],
-					       SAMEPAGE_UNMERGEABLE);
+		pthread_mutex_lock(&rescan_lock);
 		shim_sig = 0;
+		pthread_mutex_unlock(&rescan_lock);
 	}
 }
 
