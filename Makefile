@@ -72,6 +72,7 @@ stress: $(BUILD)/samepage
 		$(BUILD)/real_nolostwrites
 	SAMEPAGE_BUILD_DIR=$(BUILD) SAMEPAGE_STRESS_SECONDS=$(STRESS_SECONDS) \
 		SAMEPAGE_STRESS_PAGES=$(STRESS_PAGES) $(BUILD)/daemon_nolostwrites
+	SAMEPAGE_BUILD_DIR=$(BUILD) SAMEPAGE_RUN_THREADS=1 $(BUILD)/run_all_threads
 
 # Coverage-guided fuzzing of the scenario interpreter with libFuzzer (clang).
 FUZZ_SECONDS ?= 60
