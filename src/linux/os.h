@@ -74,8 +74,6 @@ struct sp_os {
 	int pagemap_fd;		/* /proc/self/pagemap */
 	int mem_fd;		/* /proc/self/mem: reads the scratch copy refuses */
 	pid_t pid;
-	bool remote;		/* another process's memory (the daemon's view of a
-				 * client): no scratch memfd, see os_self.c */
 	size_t page;		/* bytes */
 	unsigned int page_shift;
 	uint64_t zero_pfn;	/* the shared zero page's PFN; 0 if PFNs are hidden */
