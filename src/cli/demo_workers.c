@@ -20,7 +20,9 @@
  *      failure, 77 when this process may not use userfaultfd.
  *
  * This process only watches, through a control connection; it starts no
- * thread, so that its forks are plain copies.
+ * thread, so that its forks are plain copies.  With --socket the check for
+ * userfaultfd is left to the workers: a root daemon passes its
+ * /dev/userfaultfd to clients that may not make one themselves.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +39,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "proto.h"
 #include "samepage.h"
 
 #define WRITE_EVERY	16	/* after merging, each worker writes every 16th shared page */
@@ -353,6 +356,46 @@ static int probe_uffd(char *why, size_t len)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EPERM;
 }
 
+/* The daemon's figures per merge domain and per process (`ctl stat`), a
+ * line each, with the fields that tell the memory given back. */
+static void show_domains(struct cli_conn *c)
+{
+	static const char *const keep[] = {
+		"processes", "store_pages", "pages_shared", "pages_sharing", "general_profit",
+		"ksm_merging_pages", "ksm_process_profit", NULL,
+	};
+	uint64_t arg[4] = { 0 };	/* SP_STAT_TEXT */
+	bool open_line = false, in_section = false;
+
+	if (cli_conn_ask(c, SP_MSG_STAT, arg, NULL, 0))
+		return;
+	const char *s = c->pk->payload, *end = s + c->pk->plen;
+
+	printf("  the daemon's figures (samepage ctl stat):\n");
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		int len = (int)((nl ? nl : end) - s);
+
+		if (len > 8 && (!strncmp(s, "[domain ", 8) || !strncmp(s, "[process ", 9))) {
+			printf("%s    %.*s", open_line ? "\n" : "", len - 2, s + 1);
+			open_line = in_section = true;
+		} else if (len && s[0] == '[') {
+			in_section = false;
+		} else if (in_section) {
+			for (int k = 0; keep[k]; k++) {
+				size_t kl = strlen(keep[k]);
+
+				if ((size_t)len > kl + 1 && !strncmp(s, keep[k], kl) && s[kl] == ':')
+					printf(" %.*s=%.*s", (int)kl, s, len - (int)kl - 2, s + kl + 2);
+			}
+		}
+		s += len + 1;
+	}
+	if (open_line)
+		printf("\n");
+	fflush(stdout);
+}
+
 static const char *const saved_knobs[] = { "pages_to_scan", "sleep_millisecs", "run" };
 #define NSAVED (sizeof(saved_knobs) / sizeof(saved_knobs[0]))
 
@@ -371,7 +414,7 @@ int demo_workers(const struct demo_opts *o)
 	long shared_at, sharing_at;
 	int err, status = 0;
 
-	if (probe_uffd(why, sizeof(why))) {
+	if (!o->socket && probe_uffd(why, sizeof(why))) {
 		if (o->explain)
 			demo_explain_unavailable(why);
 		else
@@ -450,9 +493,22 @@ int demo_workers(const struct demo_opts *o)
 
 	unsigned long pts = pages * o->workers / 8;
 
-	if (cli_conn_set(&c, "pages_to_scan", pts < 100 ? 100 : pts) ||
-	    cli_conn_set(&c, "sleep_millisecs", 20) || cli_conn_set(&c, "run", 1)) {
-		fprintf(stderr, "samepage demo: cannot set the daemon's knobs (run=1)\n");
+	err = cli_conn_set(&c, "pages_to_scan", pts < 100 ? 100 : pts);
+	if (!err)
+		err = cli_conn_set(&c, "sleep_millisecs", 20);
+	if (!err)
+		err = cli_conn_set(&c, "run", 1);
+	if (err == -EPERM && counter(&c, "run") == 1) {
+		/* somebody else's daemon, already scanning: its knobs, then */
+		printf("  (the daemon's knobs are not ours to set: its pages_to_scan %ld,"
+		       " sleep_millisecs %ld)\n", counter(&c, "pages_to_scan"),
+		       counter(&c, "sleep_millisecs"));
+		err = 0;
+	}
+	if (err) {
+		fprintf(stderr, "samepage demo: cannot set the daemon's knobs (run=1): %s%s\n",
+			strerror(-err), err == -EPERM ? "; only root or the daemon's user may"
+			" (samepage ctl set run 1)" : "");
 		status = 1;
 		goto out_workers;
 	}
@@ -475,6 +531,7 @@ int demo_workers(const struct demo_opts *o)
 		status = 1;
 	printf("  after the writes: pages_shared %ld, pages_sharing %ld\n",
 	       counter(&c, "pages_shared"), counter(&c, "pages_sharing"));
+	show_domains(&c);
 	tell(wk, o->workers, 'v');
 	ok = collect(wk, o->workers, "checking its memory again, and after samepage_close") && ok;
 
@@ -504,8 +561,9 @@ out_workers:
 			long m = merged.workers_kb + (merged.daemon_kb > 0 ? merged.daemon_kb : 0);
 
 			printf("samepage demo: %u workers, %ld MiB of %lu MiB given back (Pss of"
-			       " workers and daemon %ld -> %ld MiB); every page read back as"
+			       " the workers%s %ld -> %ld MiB); every page read back as"
 			       " written\n", o->workers, (b - m) >> 10, o->mib * o->workers,
+			       before.daemon_kb > 0 && merged.daemon_kb > 0 ? " and the daemon" : "",
 			       b >> 10, m >> 10);
 		} else {
 			printf("samepage demo: FAILED: %ld pages did not read back what was"
