@@ -312,9 +312,12 @@ int bench_proc_kernel_run(const struct bench_opts *o, struct bench_result *r)
 	r->fill_seconds = fill;
 	r->pss_before_kb = pss0;
 	r->avail_before_kb = avail0;
-	if (r->ran)
+	if (r->ran && r->converge_seconds >= 0)
 		bench_progress("kernel: converged after %.2f s: shared %ld, sharing %ld",
 			       r->converge_seconds, r->pages_shared, r->pages_sharing);
+	else if (r->ran)
+		bench_progress("kernel: no convergence after %u s: shared %ld, sharing %ld",
+			       o->timeout_s, r->pages_shared, r->pages_sharing);
 out:
 	stop_children(&ps);
 	if (lock >= 0) {
