@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <numa.h>
+#include <stdatomic.h>
 #include <numaif.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,6 +315,16 @@ int sp_os_read_faults(struct sp_os *os, uint64_t *addr, int max)
  * in particular would make our own mmap(MAP_FIXED) wait for its event to be
  * read (a self-deadlock for an engine that reads its own events).
  */
+static atomic_int given_dev = -1;
+
+void sp_os_set_uffd_dev(int fd)
+{
+	int old = atomic_exchange(&given_dev, fd);
+
+	if (old >= 0 && old != fd)
+		close(old);
+}
+
 static int open_uffd(uint64_t features)
 {
 	int fd = -1, dev_err = 0, sys_err = 0;
@@ -331,6 +342,12 @@ static int open_uffd(uint64_t features)
 		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 		if (fd < 0)
 			sys_err = errno;
+	}
+	/* the device a root daemon opened for us (cross-process.md) */
+	if (fd < 0 && atomic_load(&given_dev) >= 0) {
+		fd = ioctl(atomic_load(&given_dev), USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0)
+			dev_err = sys_err = 0;
 	}
 	if (fd < 0) {
 		sp_set_error("samepage: no userfaultfd with kernel-fault handling: "
