@@ -49,8 +49,8 @@ test: deps-test $(BUILD)/samepage
 test-fast: $(BUILD)/samepage
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
-# Real memory given back in this process (explains why and shows the
-# simulated story instead when userfaultfd is not permitted); demo-sim tells
+# Worker processes giving memory back under one daemon (explains why and shows
+# the simulated story instead when userfaultfd is not permitted); demo-sim tells
 # the NUMA story on the simulated machine.
 demo: $(BUILD)/samepage
 	$(BUILD)/samepage demo

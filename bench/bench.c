@@ -2,7 +2,8 @@
 /*
  * bench.c - `samepage bench`: options, then the runs, then the report.
  *
- *   samepage bench [--sim | --estimate] [--json] [--regions N] [--pages N]
+ *   samepage bench [--sim | --estimate | --processes N] [--json] [--regions N]
+ *                  [--pages N]
  *                  [--pages-to-scan N] [--repeat N] [--timeout S]
  *                  [--no-kernel] [--quiet]
  *
@@ -21,7 +22,8 @@
 #include "bench.h"
 
 static const char usage_text[] =
-"usage: samepage bench [--sim | --estimate] [--json] [--regions N] [--pages N]\n"
+"usage: samepage bench [--sim | --estimate | --processes N] [--json] [--regions N]\n"
+"                      [--pages N]\n"
 "                      [--pages-to-scan N] [--repeat N] [--timeout S]\n"
 "                      [--no-kernel] [--quiet]\n"
 "\n"
@@ -40,6 +42,11 @@ static const char usage_text[] =
 "                     time the kernel's KSM takes to converge on them\n"
 "  --json             print one JSON object instead of the table\n"
 "  --regions N        regions / address spaces (default 8)\n"
+"  --processes N      the regions in N processes, one each: for samepage the\n"
+"                     clients of one `samepage daemon` started for the run,\n"
+"                     for the kernel madvise(MADV_MERGEABLE) in each; CPU:\n"
+"                     the daemon's and the clients' agents' against ksmd's,\n"
+"                     also per full scan once converged (sets --regions)\n"
 "  --pages N          pages per region (default 32768)\n"
 "  --pages-to-scan N  pages per scanner batch (default 100000)\n"
 "  --repeat N         run each side N times, alternating, and report the\n"
@@ -92,18 +99,20 @@ static const struct num_opt num_opts[] = {
 	{ "--pages-to-scan", 1, UINT_MAX },
 	{ "--timeout", 1, 86400 },
 	{ "--repeat", 1, BENCH_MAX_REPEAT },
+	{ "--processes", 1, 256 },
 };
 
 static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
 {
-	unsigned long *targets[5], timeout = 600, regions = 8, pages = 32768;
-	unsigned long pts = 100000, repeat = 1;
+	unsigned long *targets[6], timeout = 600, regions = 8, pages = 32768;
+	unsigned long pts = 100000, repeat = 1, processes = 0;
 
 	targets[0] = &regions;
 	targets[1] = &pages;
 	targets[2] = &pts;
 	targets[3] = &timeout;
 	targets[4] = &repeat;
+	targets[5] = &processes;
 	memset(o, 0, sizeof(*o));
 	o->kernel = true;
 	*help = false;
@@ -155,6 +164,14 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool *help)
 			}
 		}
 	}
+	if (processes) {
+		if (o->sim || o->estimate)
+			return usage_error("%s: --processes is for real memory",
+					   o->sim ? "--sim" : "--estimate");
+		regions = processes;
+		o->processes = (unsigned int)processes;
+		o->steady_scans = 3;
+	}
 	o->regions = (unsigned int)regions;
 	o->pages = pages;
 	o->pages_to_scan = pts;
@@ -203,6 +220,7 @@ static const size_t timed_fields[] = {
 	offsetof(struct bench_result, converge_seconds),
 	offsetof(struct bench_result, settled_seconds),
 	offsetof(struct bench_result, cpu_seconds),
+	offsetof(struct bench_result, steady_cpu_per_scan),
 	offsetof(struct bench_result, scan_us_per_page),
 	offsetof(struct bench_result, fill_seconds),
 	offsetof(struct bench_result, loadavg),
@@ -274,7 +292,8 @@ int cmd_bench(int argc, char **argv)
 			bench_progress("run %u of %u", i + 1, o.repeat);
 		bench_result_init(&k_runs[i]);
 		if (o.kernel) {
-			err = bench_kernel_run(&o, &k_runs[i]);
+			err = o.processes ? bench_proc_kernel_run(&o, &k_runs[i]) :
+					    bench_kernel_run(&o, &k_runs[i]);
 			if (err) {
 				fprintf(stderr, "samepage bench: the kernel's run failed: %s\n",
 					strerror(-err));
@@ -288,7 +307,8 @@ int cmd_bench(int argc, char **argv)
 
 		struct bench_result *r = &sp_runs[i];
 
-		err = o.sim ? bench_sim_run(&o, r) : bench_real_run(&o, r);
+		err = o.sim ? bench_sim_run(&o, r) :
+		      o.processes ? bench_proc_samepage_run(&o, r) : bench_real_run(&o, r);
 		if (err) {
 			fprintf(stderr, "samepage bench: the samepage run failed: %s\n",
 				strerror(-err));

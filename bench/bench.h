@@ -34,6 +34,8 @@ struct bench_opts {
 	unsigned long pages_to_scan;
 	unsigned int timeout_s;		/* give up converging after this long */
 	unsigned int repeat;		/* runs per side; times are their medians */
+	unsigned int processes;		/* --processes: regions in that many processes */
+	unsigned int steady_scans;	/* full scans after convergence to time (0: none) */
 };
 
 /*
@@ -70,6 +72,7 @@ struct bench_result {
 	double converge_seconds;	/* run=1 -> sharing unchanged for 2 full scans */
 	double settled_seconds;		/* run=1 -> final pages_sharing first seen */
 	double cpu_seconds;		/* scanner CPU until convergence */
+	double steady_cpu_per_scan;	/* scanner CPU per full scan once converged */
 	double scan_us_per_page;	/* cpu_seconds / pages_scanned */
 	double bytes_per_rmap_item;
 	double metadata_bytes_per_page;	/* all engine metadata / rmap items */
@@ -89,7 +92,14 @@ int bench_sim_run(const struct bench_opts *o, struct bench_result *r);
 int bench_real_run(const struct bench_opts *o, struct bench_result *r);
 /* --estimate (estimate_bench.c): the whole benchmark; returns the exit status. */
 int bench_estimate(const struct bench_opts *o);
-int bench_kernel_converge_mergeable(const struct bench_opts *o, struct bench_result *r);
+int bench_kernel_converge_mergeable(const struct bench_opts *o, struct bench_result *r,
+				    void (*at_converged)(void *arg, struct bench_result *r),
+				    void *arg);
+/* --processes (proc_run.c): the workload in o->regions child processes, one
+ * region each: merged by the kernel's KSM (madvise), or as clients of a
+ * samepage daemon started for the run. */
+int bench_proc_kernel_run(const struct bench_opts *o, struct bench_result *r);
+int bench_proc_samepage_run(const struct bench_opts *o, struct bench_result *r);
 
 /* Convergence: pages_sharing unchanged over two full scans. */
 struct bench_converge {

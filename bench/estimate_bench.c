@@ -137,7 +137,7 @@ int bench_estimate(const struct bench_opts *o)
 			status = 1;
 
 	if (o->kernel) {
-		err = bench_kernel_converge_mergeable(o, &k);
+		err = bench_kernel_converge_mergeable(o, &k, NULL, NULL);
 		if (err)
 			status = 1;
 		if (!k.ran)

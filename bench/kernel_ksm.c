@@ -400,9 +400,13 @@ out_unmap:
  * already marked mergeable, in other processes; run ksmd on it the same way
  * as above (reference knobs, converged when pages_sharing stayed the same
  * over two full scans), then run=2 and every knob restored.  The caller
- * holds the machine's KSM lock.
+ * holds the machine's KSM lock.  With o->steady_scans, the CPU per full scan
+ * after convergence is measured over that many more.  @at_converged (may be
+ * NULL) runs before run=2, while the pages are still merged.
  */
-int bench_kernel_converge_mergeable(const struct bench_opts *o, struct bench_result *r)
+int bench_kernel_converge_mergeable(const struct bench_opts *o, struct bench_result *r,
+				    void (*at_converged)(void *arg, struct bench_result *r),
+				    void *arg)
 {
 	struct bench_converge c;
 	bool converged = false;
@@ -418,8 +422,10 @@ int bench_kernel_converge_mergeable(const struct bench_opts *o, struct bench_res
 	if (err)
 		goto out;
 	long scans0 = sysfs_long("full_scans");
+	long scanned0 = sysfs_long("pages_scanned");
 	double cpu0 = bench_task_cpu(ksmd, 0), t0 = bench_now();
 
+	r->loadavg = bench_loadavg();
 	bench_converge_init(&c, scans0, sysfs_long("pages_sharing"), t0);
 	err = sysfs_write("run", "1");
 	if (err)
@@ -435,12 +441,33 @@ int bench_kernel_converge_mergeable(const struct bench_opts *o, struct bench_res
 			break;
 	}
 	r->converge_seconds = converged ? bench_now() - t0 : -1;
+	r->settled_seconds = c.settled_at - t0;
 	r->cpu_seconds = bench_task_cpu(ksmd, 0) - cpu0;
 	r->full_scans = sysfs_long("full_scans") - scans0;
+	r->pages_scanned = sysfs_long("pages_scanned") - scanned0;
 	r->pages_shared = sysfs_long("pages_shared");
 	r->pages_sharing = sysfs_long("pages_sharing");
+	r->pages_unshared = sysfs_long("pages_unshared");
+	r->pages_volatile = sysfs_long("pages_volatile");
 	r->stable_node_chains = sysfs_long("stable_node_chains");
 	r->stable_node_dups = sysfs_long("stable_node_dups");
+	if (r->pages_scanned > 0)
+		r->scan_us_per_page = r->cpu_seconds * 1e6 / (double)r->pages_scanned;
+	if (converged && o->steady_scans) {
+		/* the cost of staying converged: CPU per full scan from here */
+		long s0 = sysfs_long("full_scans");
+		double c0 = bench_task_cpu(ksmd, 0), ts = bench_now();
+
+		while (sysfs_long("full_scans") < s0 + (long)o->steady_scans &&
+		       bench_now() - ts < o->timeout_s)
+			bench_sleep_ms(1);
+		long done = sysfs_long("full_scans") - s0;
+
+		if (done > 0)
+			r->steady_cpu_per_scan = (bench_task_cpu(ksmd, 0) - c0) / (double)done;
+	}
+	if (at_converged)
+		at_converged(arg, r);
 out:
 	knobs_release();
 	return err;

@@ -70,6 +70,9 @@ static int make_rows(const struct bench_opts *o, const struct bench_result *sp,
 	ROW("converge_seconds", "s", converge_seconds, 3, TARGET_AT_MOST_KERNEL, 0);
 	ROW("settled_seconds", "s", settled_seconds, 3, TARGET_NONE, 0);
 	ROW("cpu_seconds", "s", cpu_seconds, 3, TARGET_AT_MOST_KERNEL, 0);
+	if (o->steady_scans)
+		ROW("steady_cpu_per_full_scan", "s", steady_cpu_per_scan, 4,
+		    TARGET_AT_MOST_KERNEL, 0);
 	ROW("scan_us_per_page", "us", scan_us_per_page, 3,
 	    o->sim ? TARGET_AT_MOST : TARGET_AT_MOST_KERNEL, TARGET_SCAN_US_PER_PAGE);
 	ROW("bytes_per_rmap_item", "B", bytes_per_rmap_item, 1, TARGET_AT_MOST,
@@ -146,7 +149,7 @@ static double ratio(const struct row *r)
 
 static const char *mode_name(const struct bench_opts *o)
 {
-	return o->sim ? "sim" : "real";
+	return o->sim ? "sim" : o->processes ? "processes" : "real";
 }
 
 void bench_print_table(const struct bench_opts *o, const struct bench_result *sp,
@@ -159,7 +162,9 @@ void bench_print_table(const struct bench_opts *o, const struct bench_result *sp
 	bench_expected(o, &exp_shared, &exp_sharing);
 	printf("samepage bench (%s): %u regions x %lu pages of %lu KiB (%lu MiB), "
 	       "pages_to_scan %lu, sleep_millisecs 0\n",
-	       o->sim ? "engine on the simulated machine" : "real memory",
+	       o->sim ? "engine on the simulated machine" :
+	       o->processes ? "real memory, one region per process: clients of one daemon"
+			      " | madvise(MADV_MERGEABLE)" : "real memory",
 	       o->regions, o->pages, BENCH_PAGE_SIZE / 1024,
 	       (unsigned long)((double)o->regions * (double)o->pages *
 			       BENCH_PAGE_SIZE / (1024 * 1024)),
@@ -193,6 +198,12 @@ void bench_print_table(const struct bench_opts *o, const struct bench_result *sp
 		printf("\nsamepage: %ld findings of the content and consistency checks (on stderr)!\n",
 		       sp->content_errors);
 	printf("\nscan_us_per_page = scanner CPU / pages scanned; ratio = samepage / kernel.\n");
+	if (o->processes)
+		printf("samepage's CPU: the daemon process (scanner, requests, the bench's polls) and"
+		       " the clients'\nthreads but their main ones (agents); the kernel's: ksmd."
+		       "  memory_saved_kb: the Pss of the\nprocesses (and of the daemon)."
+		       "  steady_cpu_per_full_scan: over %u full scans after convergence.\n",
+		       o->steady_scans);
 	if ((sp->ran && sp->loadavg > 1.5) || (k->ran && k->loadavg > 1.5))
 		printf("The machine was busy (loadavg above 1.5 at the start of a run; "
 		       "the benchmark itself accounts for about 1): "

@@ -148,6 +148,7 @@ void bench_result_init(struct bench_result *r)
 	r->pages_volatile = r->full_scans = r->pages_scanned = -1;
 	r->stable_node_chains = r->stable_node_dups = -1;
 	r->converge_seconds = r->settled_seconds = r->cpu_seconds = -1;
+	r->steady_cpu_per_scan = -1;
 	r->scan_us_per_page = r->bytes_per_rmap_item = -1;
 	r->metadata_bytes_per_page = r->fill_seconds = -1;
 	r->pss_before_kb = r->pss_after_kb = -1;

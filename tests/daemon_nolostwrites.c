@@ -25,7 +25,12 @@ static void child(int cmd, int ack, int idx)
 	send_byte(ack, 'r');
 	(void)recv_byte(cmd, 600000);
 	writers_stop_and_verify();
-	long n[3] = { 0, atomic_load(&sp->writers_parked), sp->runs_aborted };
+	/* (the agent thread counts aborted runs under the handle's lock) */
+	sp_lock(sp);
+	long aborted = sp->runs_aborted;
+
+	sp_unlock(sp);
+	long n[3] = { 0, atomic_load(&sp->writers_parked), aborted };
 
 	for (int w = 0; w < NWRITERS; w++)
 		n[0] += writers_ops(w);

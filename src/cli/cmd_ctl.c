@@ -29,31 +29,6 @@ static void usage(FILE *f)
 		"for root, else $XDG_RUNTIME_DIR/samepage.sock.\n");
 }
 
-struct conn {
-	int fd;
-	uint32_t seq;
-	struct sp_packet *pk;
-};
-
-/* One request, its answer in c->pk; the daemon's status. */
-static int ask(struct conn *c, uint16_t type, const uint64_t *arg, const void *payload,
-	       size_t plen)
-{
-	uint32_t seq = ++c->seq;
-	int err = sp_msg_send(c->fd, type, seq, 0, 0, arg, payload, plen, NULL, 0);
-
-	while (!err) {
-		int r = sp_msg_recv(c->fd, c->pk, 0);
-
-		if (r <= 0)
-			return r ? r : -ECONNRESET;
-		sp_packet_close_fds(c->pk);
-		if (c->pk->h.type == (type | SP_MSG_REPLY) && c->pk->h.seq == seq)
-			return c->pk->h.status;
-	}
-	return err;
-}
-
 static int fail(const char *what, const char *name, int err)
 {
 	const char *why;
@@ -94,7 +69,7 @@ static bool parse_ulong(const char *s, unsigned long *v)
 	return !errno && *end == 0;
 }
 
-static int run(struct conn *c, int argc, char **argv)
+static int run(struct cli_conn *c, int argc, char **argv)
 {
 	const char *cmd = argv[0];
 	uint64_t arg[4] = { 0 };
@@ -111,7 +86,7 @@ static int run(struct conn *c, int argc, char **argv)
 				status = fail("get", argv[i], -ENOENT);
 				continue;
 			}
-			int err = ask(c, SP_MSG_GET, NULL, argv[i], strlen(argv[i]));
+			int err = cli_conn_ask(c, SP_MSG_GET, NULL, argv[i], strlen(argv[i]));
 
 			if (err)
 				status = fail("get", argv[i], err);
@@ -132,7 +107,7 @@ static int run(struct conn *c, int argc, char **argv)
 		if (strlen(argv[1]) >= SP_NAME_MAX)
 			return fail("set", argv[1], -ENOENT);
 		arg[0] = v;
-		int err = ask(c, SP_MSG_SET, arg, argv[1], strlen(argv[1]));
+		int err = cli_conn_ask(c, SP_MSG_SET, arg, argv[1], strlen(argv[1]));
 
 		return err ? fail("set", argv[1], err) : 0;
 	}
@@ -149,7 +124,7 @@ static int run(struct conn *c, int argc, char **argv)
 			return 2;
 		}
 		arg[1] = n;
-		int err = ask(c, SP_MSG_SCAN, arg, NULL, 0);
+		int err = cli_conn_ask(c, SP_MSG_SCAN, arg, NULL, 0);
 
 		return err ? fail("scan", NULL, err) : 0;
 	}
@@ -162,7 +137,7 @@ static int run(struct conn *c, int argc, char **argv)
 			fprintf(stderr, "samepage ctl %s: unexpected '%s'\n", cmd, argv[1]);
 			return 2;
 		}
-		int err = ask(c, SP_MSG_STAT, arg, NULL, 0);
+		int err = cli_conn_ask(c, SP_MSG_STAT, arg, NULL, 0);
 
 		if (err)
 			return fail(cmd, NULL, err);
@@ -204,29 +179,25 @@ int cmd_ctl(int argc, char **argv)
 		fprintf(stderr, "samepage ctl: %s\n", why);
 		return 2;
 	}
-	struct conn c = { .fd = sp_socket_connect(path) };
+	struct cli_conn c;
+	int err = cli_conn_open(&c, path);
 
-	if (c.fd < 0) {
-		fprintf(stderr, "samepage ctl: cannot connect to the daemon at %s: %s\n", path,
-			strerror(-c.fd));
-		return 1;
-	}
-	c.pk = malloc(sizeof(*c.pk));
-	if (!c.pk) {
+	if (err == -ENOMEM) {
 		fprintf(stderr, "samepage ctl: out of memory\n");
 		return 1;
 	}
-	uint64_t arg[4] = { SP_HELLO_CONTROL, 0, 0, 0 };
-	int err = ask(&c, SP_MSG_HELLO, arg, NULL, 0);
-
-	if (err) {
+	if (err && c.seq) {	/* connected, HELLO refused */
 		fprintf(stderr, "samepage ctl: the daemon at %s refused: %s\n", path,
+			strerror(-err));
+		return 1;
+	}
+	if (err) {
+		fprintf(stderr, "samepage ctl: cannot connect to the daemon at %s: %s\n", path,
 			strerror(-err));
 		return 1;
 	}
 	int status = run(&c, argc - i, argv + i);
 
-	free(c.pk);
-	close(c.fd);
+	cli_conn_close(&c);
 	return status;
 }

@@ -13,11 +13,13 @@
  * migrate_nodes.  The trees, migrate_nodes and the counters are shown at
  * every step, and the consistency checker runs after each.
  *
- * `samepage demo` (or --real) shows real savings instead: sandboxes of
- * mostly identical memory in this process, merged through the public API.
- * Without an option, when this process may not use userfaultfd the way the
- * library needs it, the demo says why and how to allow it, and tells the
- * simulated story instead; --real then exits 77 (skipped).
+ * `samepage demo` (or --real) shows real savings instead: worker processes
+ * of mostly identical memory merged by one daemon (demo_workers.c).
+ * `--in-process` shows sandboxes of mostly identical memory in this
+ * process, merged through the public API.  Without an option, when this
+ * process may not use userfaultfd the way the library needs it, the demo
+ * says why and how to allow it, and tells the simulated story instead;
+ * --real and --in-process then exit 77 (skipped).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -281,7 +283,7 @@ static bool not_available(int err)
 	       err == -EINVAL || err == -EOPNOTSUPP;
 }
 
-static void explain_unavailable(void)
+void demo_explain_unavailable(const char *why)
 {
 	fprintf(stderr,
 		"samepage demo: real memory cannot be merged by this process:\n  %s\n"
@@ -289,7 +291,7 @@ static void explain_unavailable(void)
 		"(Linux 5.7 or later) and the right to handle kernel-mode faults: run as\n"
 		"root, or with CAP_SYS_PTRACE, or with read-write access to /dev/userfaultfd\n"
 		"(Linux 6.1 or later), or after 'sysctl vm.unprivileged_userfaultfd=1'.\n",
-		samepage_last_error());
+		why);
 }
 
 /* Returns 0, 1 on failure, or 77 when userfaultfd is not available (after
@@ -305,7 +307,7 @@ static int demo_real(bool explain)
 	err = samepage_open(&sp, 0);
 	if (err && not_available(err)) {
 		if (explain)
-			explain_unavailable();
+			demo_explain_unavailable(samepage_last_error());
 		else
 			fprintf(stderr, "samepage demo: %s\n", samepage_last_error());
 		return 77;
@@ -366,40 +368,103 @@ static int demo_real(bool explain)
 	return bad ? 1 : 0;
 }
 
+static const char demo_usage[] =
+"usage: samepage demo [--real] [--workers N] [--mib M] [--quick] [--socket PATH]\n"
+"       samepage demo --in-process\n"
+"       samepage demo --sim\n"
+"\n"
+"Without an option: several worker processes (4) of 64 MiB each, 3/4 of\n"
+"every worker's pages the same image in all of them, merged across the\n"
+"processes by one samepage daemon: `samepage daemon` started here on a\n"
+"private socket and stopped at the end, or the one at --socket.  The memory\n"
+"given back is shown live, one line per full scan (pages_sharing, the\n"
+"workers' total Pss and the daemon's, MemAvailable before and now); then\n"
+"each worker reads all its memory back, writes to some of its merged pages\n"
+"(breaking their sharing) and reads everything back again.  Exit status 1\n"
+"if any page did not read what was written.  When this process may not use\n"
+"userfaultfd (it needs root, CAP_SYS_PTRACE, read-write access to\n"
+"/dev/userfaultfd or vm.unprivileged_userfaultfd=1), say why and tell the\n"
+"simulated story of --sim instead.\n"
+"\n"
+"  --real          real memory only: exit status 77 without userfaultfd\n"
+"  --workers N     worker processes (2 to 64, default 4)\n"
+"  --mib M         memory of each worker in MiB (1 to 4096, default 64)\n"
+"  --quick         4 workers of 8 MiB\n"
+"  --socket PATH   use the daemon at PATH (its knobs are put back after);\n"
+"                  a daemon run by root lets users without userfaultfd\n"
+"                  privileges run the demo (it passes them /dev/userfaultfd);\n"
+"                  when its knobs are not theirs, its scanner must run already\n"
+"  --in-process    the single-process demo: four 64 MiB sandboxes in this\n"
+"                  process merged by libsamepage (samepage_open), Pss before\n"
+"                  and after, every page read back, a copy-on-write, the\n"
+"                  unmerge at close; exit status 77 without userfaultfd\n"
+"  --sim           tell the story of KSM's NUMA design (merge_across_nodes=0,\n"
+"                  a KSM page migrated to another node, migrate_nodes) on the\n"
+"                  simulated machine, showing the trees and counters at every\n"
+"                  step\n";
+
+static bool demo_number(const char *s, unsigned long min, unsigned long max,
+			unsigned long *v)
+{
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*v = strtoul(s, &end, 10);
+	return !errno && !*end && *v >= min && *v <= max;
+}
+
 int cmd_demo(int argc, char **argv)
 {
-	enum { DEFAULT, REAL, SIM } mode = DEFAULT;
+	enum { DEFAULT, REAL, IN_PROCESS, SIM } mode = DEFAULT;
+	struct demo_opts o = { .workers = 4, .mib = 64, .timeout_s = 300 };
+	unsigned long v;
 	int i, ret;
 
 	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: samepage demo [--real | --sim]\n\n"
-			       "Without an option: merge four 64 MiB sandboxes of mostly identical\n"
-			       "memory in this process with libsamepage and show the memory given\n"
-			       "back (Pss before and after, the counters, every page read back, a\n"
-			       "copy-on-write, the unmerge at close).  When this process may not\n"
-			       "use userfaultfd (it needs root, CAP_SYS_PTRACE, read-write access\n"
-			       "to /dev/userfaultfd or vm.unprivileged_userfaultfd=1), say why and\n"
-			       "tell the simulated story of --sim instead.\n"
-			       "--real: real memory only; exit status 77 when userfaultfd is not\n"
-			       "available.\n"
-			       "--sim: tell the story of KSM's NUMA design (merge_across_nodes=0,\n"
-			       "a KSM page migrated to another node, migrate_nodes) on the\n"
-			       "simulated machine, showing the trees and counters at every step.\n");
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(demo_usage, stdout);
 			return 0;
 		}
-		if (!strcmp(argv[i], "--real")) {
+		if (!strcmp(a, "--real")) {
 			mode = REAL;
-		} else if (!strcmp(argv[i], "--sim")) {
+		} else if (!strcmp(a, "--in-process")) {
+			mode = IN_PROCESS;
+		} else if (!strcmp(a, "--sim")) {
 			mode = SIM;
+		} else if (!strcmp(a, "--quick")) {
+			o.workers = 4;
+			o.mib = 8;
+		} else if (!strcmp(a, "--workers") || !strcmp(a, "--mib")) {
+			bool w = !strcmp(a, "--workers");
+
+			if (!demo_number(i + 1 < argc ? argv[i + 1] : NULL, w ? 2 : 1,
+					 w ? 64 : 4096, &v)) {
+				fprintf(stderr, "samepage demo: %s needs a number from %d to %d\n",
+					a, w ? 2 : 1, w ? 64 : 4096);
+				return 2;
+			}
+			i++;
+			if (w)
+				o.workers = (unsigned int)v;
+			else
+				o.mib = v;
+		} else if (!strcmp(a, "--socket") && i + 1 < argc) {
+			o.socket = argv[++i];
 		} else {
-			fprintf(stderr, "samepage demo: unknown option '%s' (see --help)\n", argv[i]);
+			fprintf(stderr, "samepage demo: unknown option '%s' (see --help)\n", a);
 			return 2;
 		}
 	}
 	if (mode == SIM)
 		return demo_sim();
-	ret = demo_real(mode == DEFAULT);
+	if (mode == IN_PROCESS)
+		return demo_real(false);
+	o.explain = mode == DEFAULT;
+	ret = demo_workers(&o);
 	if (ret != 77 || mode == REAL)
 		return ret;
 	fprintf(stderr, "samepage demo: showing the simulated machine instead"

@@ -12,7 +12,7 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{ "demo",  cmd_demo,  "merge real memory here and show it given back (--sim: the NUMA story)" },
+	{ "demo",  cmd_demo,  "worker processes give memory back under one daemon (--sim: the NUMA story)" },
 	{ "sim",   cmd_sim,   "run a scenario script on the simulated NUMA machine" },
 	{ "stat",  cmd_stat,  "show the kernel's KSM knobs and counters, or a process's ksm_stat" },
 	{ "estimate", cmd_estimate, "what merging would give on running processes, read-only" },

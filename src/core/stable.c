@@ -41,11 +41,17 @@ bool is_page_sharing_candidate(const struct ksm *ksm, const struct stable_node *
 	       (unsigned long)node->rmap_hlist_len < ksm->knobs.max_page_sharing;
 }
 
-/* Every back pointer the engine changes may leave another node stale. */
+/*
+ * Clearing a back pointer leaves its node stale.  Setting one on a new KSM
+ * page (which had none) leaves none stale: a node that pointed to that page
+ * before was made stale when the page was freed (ksm_page_gone), and could
+ * not be found valid since.
+ */
 static void set_back_pointer(struct ksm *ksm, uint64_t kpfn, struct stable_node *node)
 {
 	ops(ksm)->set_stable_node(ksm->be.be, kpfn, node);
-	ksm_page_gone(ksm);
+	if (!node)
+		ksm_page_gone(ksm);
 }
 
 static bool __is_page_sharing_candidate(const struct ksm *ksm,

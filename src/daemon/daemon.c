@@ -302,6 +302,16 @@ static void handle(struct sd_daemon *d, struct sd_client *c, const struct sp_msg
 			reply_error(c, h, err);
 		return;
 	}
+	if (h->type == SP_MSG_UFFD) {
+		err = c->hello ? -EISCONN : plen || h->count ? -EINVAL :
+		      d->uffd_dev < 0 ? -ENODEV : 0;
+		if (!err)
+			err = sp_msg_send(c->fd, rtype, h->seq, 0, 1, NULL, NULL, 0,
+					  &d->uffd_dev, 1);
+		if (err)
+			reply_error(c, h, err);
+		return;
+	}
 	if (!c->hello) {
 		reply_error(c, h, -ENOTCONN);
 		return;
@@ -569,6 +579,8 @@ static int setup(struct sd_daemon *d, const char *path)
 	pthread_condattr_destroy(&ca);
 	d->listen_fd = d->kick[0] = d->kick[1] = -1;
 	d->uid = geteuid();
+	/* clients that may not make a userfaultfd get this one's fd */
+	d->uffd_dev = d->uid == 0 ? open("/dev/userfaultfd", O_RDWR | O_CLOEXEC) : -1;
 	d->page = (size_t)sysconf(_SC_PAGESIZE);
 	while ((1ul << d->page_shift) < d->page)
 		d->page_shift++;
@@ -616,6 +628,8 @@ static int shut_down(struct sd_daemon *d)
 	sd_unlock(d);
 	unlink(d->path);
 	close(d->listen_fd);
+	if (d->uffd_dev >= 0)
+		close(d->uffd_dev);
 	close(d->kick[0]);
 	close(d->kick[1]);
 	ksm_destroy(d->knobs);

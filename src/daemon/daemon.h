@@ -199,6 +199,7 @@ struct sd_daemon {
 	uint64_t zero_pfn;		/* the zero page's PFN, 0 if hidden */
 	uid_t uid;			/* the daemon's */
 	int listen_fd;
+	int uffd_dev;			/* /dev/userfaultfd (root), for SP_MSG_UFFD; -1 */
 	int kick[2];			/* wakes the main thread (stashed requests) */
 	char path[108];
 	bool stop;

@@ -914,6 +914,40 @@ static void handle_remove(struct samepage *sp)
 /* ------------------------------------------------------------------------
  * samepage_connect
  * --------------------------------------------------------------------- */
+
+/* This process may not make a userfaultfd that handles kernel faults: ask
+ * the daemon at @path for its /dev/userfaultfd (a root daemon has one), on
+ * a connection of its own.  0 (sp_os_open will use it) or -errno. */
+static int fetch_uffd_dev(const char *path)
+{
+	struct sp_packet *pk = mmap(NULL, sizeof(*pk), PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = sp_socket_connect(path), err;
+
+	if (pk == MAP_FAILED) {
+		if (fd >= 0)
+			close(fd);
+		return -ENOMEM;
+	}
+	err = fd < 0 ? fd : sp_msg_send(fd, SP_MSG_UFFD, 1, 0, 0, NULL, NULL, 0, NULL, 0);
+	if (!err) {
+		int r = sp_msg_recv(fd, pk, 0);
+
+		err = r < 0 ? r : r == 0 ? -ECONNRESET :
+		      pk->h.type != (SP_MSG_UFFD | SP_MSG_REPLY) ? -EPROTO : pk->h.status;
+		if (!err && pk->nfds == 1) {
+			sp_os_set_uffd_dev(pk->fds[0]);
+			pk->nfds = 0;
+		} else if (!err) {
+			err = -EPROTO;
+		}
+		sp_packet_close_fds(pk);
+	}
+	if (fd >= 0)
+		close(fd);
+	munmap(pk, sizeof(*pk));
+	return err;
+}
 int samepage_connect(struct samepage **spp, const char *socket_path)
 {
 	char path[108], why[160];
@@ -939,6 +973,8 @@ int samepage_connect(struct samepage **spp, const char *socket_path)
 	struct samepage *sp;
 
 	err = sp_linux_open_opts(&sp, &opts);
+	if ((err == -EPERM || err == -EACCES) && !fetch_uffd_dev(path))
+		err = sp_linux_open_opts(&sp, &opts);
 	if (err)
 		return err;
 	/* our own mapping, never the heap (the application may register it) */

@@ -74,8 +74,6 @@ struct sp_os {
 	int pagemap_fd;		/* /proc/self/pagemap */
 	int mem_fd;		/* /proc/self/mem: reads the scratch copy refuses */
 	pid_t pid;
-	bool remote;		/* another process's memory (the daemon's view of a
-				 * client): no scratch memfd, see os_self.c */
 	size_t page;		/* bytes */
 	unsigned int page_shift;
 	uint64_t zero_pfn;	/* the shared zero page's PFN; 0 if PFNs are hidden */
@@ -100,6 +98,10 @@ struct sp_os {
 
 /* Open the uffd (checking write-protect support) and the pagemap. */
 int sp_os_open(struct sp_os *os);
+/* A /dev/userfaultfd received from a root daemon (agent.c): sp_os_open
+ * makes its userfaultfd there when this process cannot open one itself.
+ * Kept for the life of the process (its forks too); -1: none. */
+void sp_os_set_uffd_dev(int fd);
 void sp_os_close(struct sp_os *os);
 
 /* userfaultfd */

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <numa.h>
+#include <stdatomic.h>
 #include <numaif.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,34 +87,11 @@ int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
 }
 
 /*
- * Another process's pages (os->remote: the daemon reading a client) cannot
- * be written from their address by us: they come through process_vm_readv,
- * which pins them, so the caller asks for it only for pages that process
- * maps alone (pinning an anonymous page shared with a child of its makes
- * the kernel give it a private copy); the rest through /proc/PID/mem.
- */
-static int read_remote(struct sp_os *os, uint64_t vpn, uint64_t n, char *dst)
-{
-	size_t len = n << os->page_shift;
-	struct iovec local = { .iov_base = dst, .iov_len = len };
-	struct iovec remote = { .iov_base = vaddr(os, vpn), .iov_len = len };
-	ssize_t got = process_vm_readv(os->pid, &local, 1, &remote, 1, 0);
-	uint64_t done = got > 0 ? (uint64_t)got >> os->page_shift : 0;
-
-	os->pages_read += done;
-	if (done == n)
-		return 0;
-	return sp_os_read(os, vpn + done, n - done, dst + (done << os->page_shift));
-}
-
-/*
  * Present pages [vpn, vpn+n) into the scratch view at @dst (inside ra or
  * chk) through pwrite; what it refuses through /proc/self/mem.
  */
 static int read_present(struct sp_os *os, uint64_t vpn, uint64_t n, char *dst)
 {
-	if (os->remote)
-		return read_remote(os, vpn, n, dst);
 	size_t len = n << os->page_shift;
 	long got = syscall(SYS_pwrite64, os->scratch_fd, vaddr(os, vpn), len,
 			   (long)(dst - os->ra));
@@ -139,9 +117,6 @@ int sp_os_read_check(struct sp_os *os, uint64_t vpn, uint64_t n)
 
 	for (uint64_t i = 0; present && i < n; i++)
 		present = (e[i] & (PM_PRESENT | PM_SWAP)) == PM_PRESENT;
-	/* (remotely only pages the process maps alone: read_remote()) */
-	for (uint64_t i = 0; present && os->remote && i < n; i++)
-		present = (e[i] & (PM_EXCL | PM_FILE)) == PM_EXCL;
 	return present ? read_present(os, vpn, n, os->chk) : sp_os_read(os, vpn, n, os->chk);
 }
 
@@ -152,8 +127,7 @@ void sp_os_invalidate(struct sp_os *os)
 
 /*
  * The content of the present page @vpn, with @ahead more present pages
- * after it read along (the scan goes in address order; remotely, @ahead > 0
- * only for pages the process maps alone: read_remote()).  Handed out where
+ * after it read along (the scan goes in address order).  Handed out where
  * it was read: valid until the next call.
  */
 const void *sp_os_data(struct sp_os *os, uint64_t vpn, uint32_t ahead)
@@ -341,6 +315,16 @@ int sp_os_read_faults(struct sp_os *os, uint64_t *addr, int max)
  * in particular would make our own mmap(MAP_FIXED) wait for its event to be
  * read (a self-deadlock for an engine that reads its own events).
  */
+static atomic_int given_dev = -1;
+
+void sp_os_set_uffd_dev(int fd)
+{
+	int old = atomic_exchange(&given_dev, fd);
+
+	if (old >= 0 && old != fd)
+		close(old);
+}
+
 static int open_uffd(uint64_t features)
 {
 	int fd = -1, dev_err = 0, sys_err = 0;
@@ -358,6 +342,12 @@ static int open_uffd(uint64_t features)
 		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 		if (fd < 0)
 			sys_err = errno;
+	}
+	/* the device a root daemon opened for us (cross-process.md) */
+	if (fd < 0 && atomic_load(&given_dev) >= 0) {
+		fd = ioctl(atomic_load(&given_dev), USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0)
+			dev_err = sys_err = 0;
 	}
 	if (fd < 0) {
 		sp_set_error("samepage: no userfaultfd with kernel-fault handling: "

@@ -59,6 +59,14 @@ enum sp_msg_type {
 	 */
 	SP_MSG_RECORDS,
 	/*
+	 * UFFD   client, before HELLO, on a connection of its own: a process
+	 *        that may not make a userfaultfd handling kernel faults asks a
+	 *        root daemon for its /dev/userfaultfd; reply: count 1, the fd
+	 *        (SCM_RIGHTS), on which USERFAULTFD_IOC_NEW gives a full uffd
+	 *        (-ENODEV: the daemon has none).
+	 */
+	SP_MSG_UFFD,
+	/*
 	 * MERGE  daemon: count times struct sp_merge_req; the agent does the
 	 *        critical section (merge.c) for each page; reply payload: count
 	 *        bytes, 1 merged, 0 refused.
