@@ -178,9 +178,17 @@ static struct rmap_item *scan_get_next_rmap_item(struct ksm *ksm, struct sp_page
 					continue;	/* (never read) */
 				if (!page->data && ops->read_page &&
 				    ops->read_page(ksm->be.be, slot->mm, vpn, page))
-					continue;	/* gone meanwhile */
-				if (!page->data)
+					page->data = NULL;
+				if (!page->data) {
+					/*
+					 * Gone meanwhile.  The cursor is past the
+					 * item already: take it out of its tree
+					 * now, as its visit would have, or it would
+					 * still look linked in a later scan's tree.
+					 */
+					remove_rmap_item_from_tree(ksm, item);
 					continue;
+				}
 				ksm->scan.vpn = vpn + 1;
 				return item;
 			}
