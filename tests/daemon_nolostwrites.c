@@ -41,17 +41,6 @@ static void child(int cmd, int ack, int idx)
 
 int main(void)
 {
-#if defined(__SANITIZE_THREAD__)
-	/*
-	 * Known, not found yet: under ThreadSanitizer one of the client
-	 * processes dies of a SEGV in about 1 run of 8 (the test then dies of
-	 * SIGPIPE).  The normal and AddressSanitizer builds run this test, and
-	 * `make stress` runs it for 150 s.
-	 */
-	printf("SKIP daemon_nolostwrites: a client crashes under ThreadSanitizer "
-	       "in about 1 run of 8 (known bug, see the closing note of stop 12)\n");
-	return 77;
-#endif
 	need_uffd("daemon_nolostwrites");
 	const char *e = getenv("SAMEPAGE_SEED");
 	unsigned int seed = e ? (unsigned int)strtoul(e, NULL, 0) : (unsigned int)time(NULL);
