@@ -163,7 +163,7 @@ struct sd_client {
 	uint32_t win_n;
 	struct sd_range *ranges;
 	size_t nranges;
-	struct sd_pending batch[SP_BATCH_MAX];
+	struct sd_pending batch[SP_BATCH_MAX];	/* ascending vpn */
 	uint32_t nbatch;
 	uint64_t priv[SP_BATCH_MAX];	/* seen copied-on-write: to privatize */
 	uint32_t npriv;

@@ -417,12 +417,29 @@ void sd_take_records(struct sd_daemon *d, struct sd_client *c, const struct sp_m
 /* ------------------------------------------------------------------------
  * The flush: the agent maps what was decided.
  * --------------------------------------------------------------------- */
+/* Where @vpn is or would go in @c's batch, kept in ascending vpn order. */
+static uint32_t batch_index(const struct sd_client *c, uint64_t vpn)
+{
+	uint32_t lo = 0, hi = c->nbatch;
+
+	if (hi && c->batch[hi - 1].vpn < vpn)
+		return hi;	/* (the usual case: the scan goes up) */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (c->batch[mid].vpn < vpn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static bool in_batch(struct sd_client *c, uint64_t vpn)
 {
-	for (uint32_t k = 0; k < c->nbatch; k++)
-		if (c->batch[k].vpn == vpn)
-			return true;
-	return false;
+	uint32_t k = batch_index(c, vpn);
+
+	return k < c->nbatch && c->batch[k].vpn == vpn;
 }
 
 static void send_privatize(struct sd_client *c)
@@ -509,7 +526,12 @@ static int add_pending(struct sd_daemon *d, struct sd_client *c, struct sd_range
 	r = range_find(c, vpn);		/* (the flush may have changed it) */
 	if (!r)
 		return -EAGAIN;
-	c->batch[c->nbatch++] = (struct sd_pending){
+	/* (out of order now and then: a tree page merged after a later one) */
+	uint32_t k = batch_index(c, vpn);
+
+	memmove(&c->batch[k + 1], &c->batch[k], (c->nbatch - k) * sizeof(c->batch[0]));
+	c->nbatch++;
+	c->batch[k] = (struct sd_pending){
 		.vpn = vpn, .rec = rec, .old = r->rec[vpn - r->start],
 	};
 	r->rec[vpn - r->start] = rec;

@@ -29,7 +29,7 @@
 #define SP_PROTO_VERSION	1
 #define SP_MSG_MAX		(256 * 1024)	/* bytes, header included */
 #define SP_NAME_MAX		64		/* knob, counter and domain names */
-#define SP_BATCH_MAX		512		/* pages per MERGE / PRIVATIZE */
+#define SP_BATCH_MAX		4096		/* pages per MERGE / PRIVATIZE */
 #define SP_RANGES_MAX		((SP_MSG_MAX - sizeof(struct sp_msg)) / 16)
 #define SP_FDS_MAX		16		/* store fds in a HELLO reply */
 
