@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <numa.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -470,16 +469,6 @@ static void accept_client(struct sd_daemon *d)
 /* ------------------------------------------------------------------------
  * The scanner: ksmd.
  * --------------------------------------------------------------------- */
-static void deadline_in(struct timespec *ts, unsigned long ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
 
 static void *scanner_main(void *arg)
 {
@@ -490,7 +479,7 @@ static void *scanner_main(void *arg)
 		if (ksm_run_state(d->knobs) != KSM_RUN_MERGE || !d->domains) {
 			struct timespec ts;
 
-			deadline_in(&ts, 1000);
+			sp_deadline_in(&ts, 1000);
 			pthread_cond_timedwait(&d->wake, &d->lock, &ts);
 			d->gen++;
 			sd_orphans_check(d);
@@ -505,15 +494,13 @@ static void *scanner_main(void *arg)
 
 		if (ms == 0) {
 			sd_unlock(d);
-			/* hand the lock over to a waiting request (host.c) */
-			for (int i = 0; i < 2000 && atomic_load(&d->lock_waiters); i++)
-				sched_yield();
+			sp_hand_over(&d->lock_waiters);	/* (a waiting request) */
 			sd_lock(d);
 			continue;
 		}
 		struct timespec ts;
 
-		deadline_in(&ts, ms);
+		sp_deadline_in(&ts, ms);
 		pthread_cond_timedwait(&d->wake, &d->lock, &ts);
 		d->gen++;
 	}

@@ -113,16 +113,6 @@ int sp_check_handle(struct samepage *sp)
 	return 0;
 }
 
-static void deadline_in(struct timespec *ts, unsigned long ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
 
 /* The scanner: idle while run != 1; else pages_to_scan pages every
  * sleep_millisecs.  A knob write or close wakes it. */
@@ -146,16 +136,7 @@ void *sp_scanner_main(void *arg)
 		sp_flush_batch(sp);
 		if (ms == 0) {
 			sp_unlock(sp);
-			/*
-			 * Hand the lock over: a thread waiting for it (a
-			 * samepage_get, a madvise) counts itself in
-			 * lock_waiters until it holds the lock.  A mere
-			 * sched_yield() lets this thread take the mutex back
-			 * before the woken waiter runs, starving callers for
-			 * many batches.  Bounded, in case waiters keep coming.
-			 */
-			for (int i = 0; i < 2000 && atomic_load(&sp->lock_waiters); i++)
-				sched_yield();
+			sp_hand_over(&sp->lock_waiters);
 			sp_lock(sp);
 			continue;
 		}
@@ -163,7 +144,7 @@ void *sp_scanner_main(void *arg)
 
 		/* the batch's results, before sleeping with the lock */
 		sp_publish(sp);
-		deadline_in(&ts, ms);
+		sp_deadline_in(&ts, ms);
 		pthread_cond_timedwait(&sp->wake, &sp->lock, &ts);
 		sp_cache_invalidate(sp);
 		sp_store_epoch(sp);

@@ -26,10 +26,12 @@
 #ifndef SAMEPAGE_LINUX_OS_H
 #define SAMEPAGE_LINUX_OS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst) */
 #define PM_PRESENT	(1ull << 63)
@@ -160,5 +162,7 @@ int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out,
 extern const uint64_t sp_zero_page_data[];
 
 uint64_t sp_now_ms(void);
+void sp_deadline_in(struct timespec *ts, unsigned long ms);	/* CLOCK_MONOTONIC */
+void sp_hand_over(atomic_int *waiters);
 
 #endif /* SAMEPAGE_LINUX_OS_H */

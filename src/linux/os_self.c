@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <numa.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <numaif.h>
 #include <stdio.h>
@@ -193,6 +194,30 @@ uint64_t sp_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void sp_deadline_in(struct timespec *ts, unsigned long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/*
+ * Hand a lock just dropped over: a thread waiting for it (a samepage_get,
+ * a madvise, a daemon request) counts itself in @waiters until it holds
+ * it.  A mere sched_yield() lets the scanner take the mutex back before
+ * the woken waiter runs, starving callers for many batches.  Bounded, in
+ * case waiters keep coming.
+ */
+void sp_hand_over(atomic_int *waiters)
+{
+	for (int i = 0; i < 2000 && atomic_load(waiters); i++)
+		sched_yield();
 }
 
 /*
