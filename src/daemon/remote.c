@@ -100,19 +100,7 @@ void sd_client_close_os(struct sd_daemon *d, struct sd_client *c)
 static int remote_read(struct sd_daemon *d, struct sd_client *c, uint64_t vpn, uint64_t n,
 		       void *buf)
 {
-	size_t len = n << d->page_shift, done = 0;
-
-	while (done < len) {
-		ssize_t r = pread(c->mem_fd, (char *)buf + done, len - done,
-				  (off_t)((vpn << d->page_shift) + done));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EFAULT;
-		done += (size_t)r;
-	}
-	return 0;
+	return sp_mem_read(c->mem_fd, vpn << d->page_shift, n << d->page_shift, buf);
 }
 
 /*

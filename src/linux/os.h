@@ -162,6 +162,7 @@ int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out,
 extern const uint64_t sp_zero_page_data[];
 
 uint64_t sp_now_ms(void);
+int sp_mem_read(int mem_fd, uint64_t off, size_t len, void *buf);
 void sp_deadline_in(struct timespec *ts, unsigned long ms);	/* CLOCK_MONOTONIC */
 void sp_hand_over(atomic_int *waiters);
 

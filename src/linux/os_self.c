@@ -66,17 +66,14 @@ static inline void *vaddr(struct sp_os *os, uint64_t vpn)
 	return (void *)(uintptr_t)(vpn << os->page_shift);
 }
 
-/* Through /proc/self/mem: reads any protection. */
-int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
+/* @len bytes at @off of a process's /proc/PID/mem (any protection); 0, or
+ * -EFAULT for what is not mapped.  The daemon reads its clients so too. */
+int sp_mem_read(int mem_fd, uint64_t off, size_t len, void *buf)
 {
-	size_t len = n << os->page_shift;
 	size_t done = 0;
 
-	os->pages_read += n;
-
 	while (done < len) {
-		ssize_t r = pread(os->mem_fd, (char *)buf + done, len - done,
-				  (off_t)((vpn << os->page_shift) + done));
+		ssize_t r = pread(mem_fd, (char *)buf + done, len - done, (off_t)(off + done));
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -85,6 +82,13 @@ int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
 		done += (size_t)r;
 	}
 	return 0;
+}
+
+/* Through /proc/self/mem: reads any protection. */
+int sp_os_read(struct sp_os *os, uint64_t vpn, uint64_t n, void *buf)
+{
+	os->pages_read += n;
+	return sp_mem_read(os->mem_fd, vpn << os->page_shift, n << os->page_shift, buf);
 }
 
 /*
