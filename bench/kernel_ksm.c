@@ -77,6 +77,19 @@ static long sysfs_long(const char *name)
 	return strtol(buf, NULL, 10);
 }
 
+/* The kernel's counters after a run, into @r (its CPU already there). */
+static void read_counters(struct bench_result *r)
+{
+	r->pages_shared = sysfs_long("pages_shared");
+	r->pages_sharing = sysfs_long("pages_sharing");
+	r->pages_unshared = sysfs_long("pages_unshared");
+	r->pages_volatile = sysfs_long("pages_volatile");
+	r->stable_node_chains = sysfs_long("stable_node_chains");
+	r->stable_node_dups = sysfs_long("stable_node_dups");
+	if (r->pages_scanned > 0)
+		r->scan_us_per_page = r->cpu_seconds * 1e6 / (double)r->pages_scanned;
+}
+
 /* Async-signal-safe: no stdio, no allocation. */
 static int sysfs_write(const char *name, const char *value)
 {
@@ -359,14 +372,7 @@ static int kernel_run_locked(const struct bench_opts *o, struct bench_result *r)
 	r->cpu_seconds = cpu1 - cpu0;
 	r->full_scans = sysfs_long("full_scans") - scans0;
 	r->pages_scanned = sysfs_long("pages_scanned") - scanned0;
-	r->pages_shared = sysfs_long("pages_shared");
-	r->pages_sharing = sysfs_long("pages_sharing");
-	r->pages_unshared = sysfs_long("pages_unshared");
-	r->pages_volatile = sysfs_long("pages_volatile");
-	r->stable_node_chains = sysfs_long("stable_node_chains");
-	r->stable_node_dups = sysfs_long("stable_node_dups");
-	if (r->pages_scanned > 0)
-		r->scan_us_per_page = r->cpu_seconds * 1e6 / (double)r->pages_scanned;
+	read_counters(r);
 	/*
 	 * The kernel's rmap_item size, from its own profit formula:
 	 * general_profit = (sharing + zero pages) * page - rmap items * size.
@@ -445,14 +451,7 @@ int bench_kernel_converge_mergeable(const struct bench_opts *o, struct bench_res
 	r->cpu_seconds = bench_task_cpu(ksmd, 0) - cpu0;
 	r->full_scans = sysfs_long("full_scans") - scans0;
 	r->pages_scanned = sysfs_long("pages_scanned") - scanned0;
-	r->pages_shared = sysfs_long("pages_shared");
-	r->pages_sharing = sysfs_long("pages_sharing");
-	r->pages_unshared = sysfs_long("pages_unshared");
-	r->pages_volatile = sysfs_long("pages_volatile");
-	r->stable_node_chains = sysfs_long("stable_node_chains");
-	r->stable_node_dups = sysfs_long("stable_node_dups");
-	if (r->pages_scanned > 0)
-		r->scan_us_per_page = r->cpu_seconds * 1e6 / (double)r->pages_scanned;
+	read_counters(r);
 	if (converged && o->steady_scans) {
 		/* the cost of staying converged: CPU per full scan from here */
 		long s0 = sysfs_long("full_scans");
