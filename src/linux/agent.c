@@ -219,7 +219,8 @@ static uint32_t merge_one(struct samepage *sp, const struct sp_merge_req *q)
 		return 0;
 	if (r->rec[i] == rec)
 		return rec;		/* already */
-	if (!sp_page_replaceable(sp, q->vpn, r->rec[i]) || !sp_budget_ok(sp, r, i, rec))
+	if (!sp_page_replaceable(sp, q->vpn, r->rec[i], (rec & REC_ANON) != 0) ||
+	    !sp_budget_ok(sp, r, i, rec))
 		return 0;
 	if (s)
 		s->count++;	/* the page's, if it merges */

@@ -48,10 +48,19 @@
 enum { RUN_FREE, RUN_PENDING, RUN_ABORTING, RUN_ABORTED, RUN_MAPPING };
 
 /* Flags that forbid replacing a mapping (or that mean it is not ours). */
-#define VMA_REFUSE (SP_VMA_LOCKED | SP_VMA_WIPE | SP_VMA_DONTFORK | SP_VMA_DONTDUMP | \
-		    SP_VMA_UFFD | SP_VMA_SHARED | SP_VMA_OTHER)
-/* Flags an unmerge carries over to the private replacement. */
-#define VMA_KEEP (SP_VMA_LOCKED | SP_VMA_DONTFORK | SP_VMA_DONTDUMP)
+#define VMA_REFUSE (SP_VMA_WIPE | SP_VMA_UFFD | SP_VMA_SHARED | SP_VMA_OTHER)
+/* Flags a merge and an unmerge carry over to the replacement (os.h). */
+#define VMA_KEEP SP_VMA_KEEP
+/*
+ * ... and what refuses a page still in the application's own anonymous
+ * memory: its own lock-on-fault (lf).  A locked store mapping of ours is
+ * always lf (os_self.c: a plain lock would copy every page), and the plain
+ * lock comes back when it is privatized; an lf the application chose
+ * would not.
+ */
+#define VMA_REFUSE_ANON (VMA_REFUSE | SP_VMA_ONFAULT)
+/* The flags a private replacement of our store mapping @f gets. */
+#define PRIVATE_FLAGS(f) ((f) & VMA_KEEP & ~SP_VMA_ONFAULT)
 
 /* Is @vpn in a run?  (Engine side: vpn and n change only under its lock.) */
 bool sp_in_pending(struct samepage *sp, uint64_t vpn)
@@ -146,6 +155,9 @@ static const struct sp_vma *vma_at(const struct vmas *vs, uint64_t vpn, unsigned
 static bool vma_matches(struct samepage *sp, const struct sp_vma *vma, uint64_t vpn,
 			uint32_t rec, unsigned int refuse)
 {
+	/* (lf refuses only the application's own memory: VMA_REFUSE_ANON) */
+	if (rec_file(rec))
+		refuse &= ~SP_VMA_ONFAULT;
 	if (!vma || vma->exec || !(vma->flags & SP_VMA_UFFD_WP) || (vma->flags & refuse))
 		return false;
 	if (!rec_file(rec))
@@ -158,16 +170,28 @@ static bool vma_matches(struct samepage *sp, const struct sp_vma *vma, uint64_t 
 }
 
 /*
- * May page @vpn (record @rec) be replaced, as its mapping is in this batch?
- * Checked before the engine counts a merge, so that pages the application
- * locked or flagged are never counted as merged.
+ * What refuses a merge: into a store page, or (@anon) into zeros, mapped
+ * anonymously.  A locked range never gets an anonymous replacement: it
+ * would be locked on fault (lf) and no privatize would give the plain lock
+ * back; its zero pages stay as they are.
  */
-bool sp_page_replaceable(struct samepage *sp, uint64_t vpn, uint32_t rec)
+static unsigned int merge_refuse(bool anon)
+{
+	return VMA_REFUSE_ANON | (anon ? SP_VMA_LOCKED : 0);
+}
+
+/*
+ * May page @vpn (record @rec) be replaced (by zeros mapped anonymously if
+ * @anon, else by a store page), as its mapping is in this batch?  Checked
+ * before the engine counts a merge, so that pages the application flagged
+ * in a way a replacement cannot carry are never counted as merged.
+ */
+bool sp_page_replaceable(struct samepage *sp, uint64_t vpn, uint32_t rec, bool anon)
 {
 	const struct vmas *vs = vmas_batch(sp, vpn, vpn + 1);
 
 	if (vs->n > 0 && vma_matches(sp, vma_at(vs, vpn, sp->os.page_shift), vpn, rec,
-				     VMA_REFUSE))
+				     merge_refuse(anon)))
 		return true;
 	sp->merges_refused++;
 	return false;
@@ -322,15 +346,18 @@ static void flush_run(struct samepage *sp, int k, const struct vmas *vs)
 		if (vma && (vma->end >> sh) - vpn < e)
 			e = (uint32_t)((vma->end >> sh) - vpn);
 		for (uint32_t q = j; ok && q < e; q++)
-			ok = vma_matches(sp, vma, vpn + q, p->old[q], VMA_REFUSE);
+			ok = vma_matches(sp, vma, vpn + q, p->old[q], merge_refuse(p->anon));
 		if (!vma)
 			e = j + 1;
 		int err = -EAGAIN;
 
+		/* (with the VMA's flags: dont-fork, dont-dump, mlock, os.h) */
 		if (ok)
-			err = p->anon ? sp_os_map_anon(&sp->os, vpn + j, e - j, vma->prot) :
+			err = p->anon ? sp_os_map_anon(&sp->os, vpn + j, e - j, vma->prot,
+						       vma->flags & VMA_KEEP) :
 					sp_os_map_file(&sp->os, vpn + j, e - j, vma->prot,
-						       sp->store[p->nid].fd, p->off + j);
+						       vma->flags & VMA_KEEP, sp->store[p->nid].fd,
+						       p->off + j);
 		if (err) {
 			/* the old mapping is intact (mmap checks the map count
 			 * before it unmaps anything) */
@@ -542,7 +569,7 @@ static int privatize_run(struct samepage *sp, struct sp_range *r, uint64_t vpn, 
 
 		if (err)
 			return err;
-		err = sp_os_privatize(&sp->os, vpn, n, vma->prot, vma->flags & VMA_KEEP);
+		err = sp_os_privatize(&sp->os, vpn, n, vma->prot, PRIVATE_FLAGS(vma->flags));
 		if (err) {
 			sp_os_protect(&sp->os, vpn, n, false);
 			return err;
@@ -748,8 +775,19 @@ int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end)
 {
 	unsigned int sh = sp->os.page_shift;
 	struct vmas vs;
-	int err = sp_unmerge_range(sp, start, end, true);
+	int err = 0;
 
+	/* locked memory cannot be discarded (EINVAL, as MADV_DONTNEED says):
+	 * nothing is changed then */
+	vmas_read(sp, &vs, start, end);
+	if (vs.n < 0)
+		return vs.n;
+	for (int k = 0; k < vs.n && !err; k++)
+		if ((vs.v[k].flags & SP_VMA_UFFD_WP) && (vs.v[k].flags & SP_VMA_LOCKED))
+			err = -EINVAL;
+	sp_arena_free(&sp->arena, vs.v);
+	if (!err)
+		err = sp_unmerge_range(sp, start, end, true);
 	if (err)
 		return err;
 	vmas_read(sp, &vs, start, end);
@@ -763,7 +801,8 @@ int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end)
 		if (a >= b || !(v->flags & SP_VMA_UFFD_WP))
 			continue;	/* not ours: left alone */
 		if (store_inode(sp, v->inode)) {
-			err = sp_os_map_anon(&sp->os, a, b - a, v->prot);
+			/* (dont-fork, dont-dump kept) */
+			err = sp_os_map_anon(&sp->os, a, b - a, v->prot, PRIVATE_FLAGS(v->flags));
 			if (!err)
 				(void)sp_os_register(&sp->os, a, b - a);
 		} else if (!v->inode) {

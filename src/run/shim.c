@@ -192,7 +192,8 @@ static struct samepage *handle(void)
  * --------------------------------------------------------------------- */
 static bool eligible(const struct sp_vma *v)
 {
-	return v->heap && !v->exec && (v->prot & PROT_READ) && !v->flags;
+	/* (dont-fork, dont-dump, mlock: carried by merges) */
+	return v->heap && !v->exec && (v->prot & PROT_READ) && !(v->flags & ~SP_VMA_KEEP);
 }
 
 /*
