@@ -778,21 +778,18 @@ int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end)
 	int err = 0;
 
 	/* locked memory cannot be discarded (EINVAL, as MADV_DONTNEED says):
-	 * nothing is changed then */
+	 * nothing is changed then.  (The runs mapped first: then the
+	 * unmerge, which changes no mapping when it discards, leaves this
+	 * list right.) */
+	sp_flush(sp);
 	vmas_read(sp, &vs, start, end);
 	if (vs.n < 0)
 		return vs.n;
 	for (int k = 0; k < vs.n && !err; k++)
 		if ((vs.v[k].flags & SP_VMA_UFFD_WP) && (vs.v[k].flags & SP_VMA_LOCKED))
 			err = -EINVAL;
-	sp_arena_free(&sp->arena, vs.v);
 	if (!err)
 		err = sp_unmerge_range(sp, start, end, true);
-	if (err)
-		return err;
-	vmas_read(sp, &vs, start, end);
-	if (vs.n < 0)
-		return vs.n;
 	for (int k = 0; k < vs.n && !err; k++) {
 		const struct sp_vma *v = &vs.v[k];
 		uint64_t a = v->start >> sh > start ? v->start >> sh : start;

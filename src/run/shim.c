@@ -497,11 +497,33 @@ static bool aligned(struct samepage *sp, void *addr, size_t len)
  * samepage_discard, which replaces merged pages (whose DONTNEED would read
  * the store page back) by zeros.  A merge in between finds zeros.
  */
+static bool any_merged(struct samepage *sp, void *x, size_t xl)
+{
+	uint64_t sh = sp->os.page_shift, a = (uintptr_t)x >> sh, b = a + (xl >> sh);
+	bool any = false;
+
+	sp_lock(sp);
+	struct sp_range *r = sp_range_find(sp, a);
+
+	for (uint64_t p = a; r && p < b && p < r->end && !any; p++)
+		any = r->rec[p - r->start] != 0;
+	if (!r)
+		any = true;	/* (given up meanwhile: samepage_discard says so) */
+	sp_unlock(sp);
+	return any;
+}
+
+/*
+ * (A registered piece with no page of ours in it, merged or being merged,
+ * after the DONTNEED: nothing more to do, and nothing of /proc to read,
+ * which costs milliseconds a call in a large process: QEMU's balloon
+ * discards 4 KiB at a time.  A merge later reads the zeros anew.)
+ */
 static int discard_piece(struct samepage *sp, void *x, size_t xl, bool reg, int advice)
 {
 	int r = call_madvise(x, xl, reg ? MADV_DONTNEED : advice) ? -errno : 0;
 
-	if (reg && !r) {
+	if (reg && !r && any_merged(sp, x, xl)) {
 		r = samepage_discard(sp, x, xl);
 		if (r == -EINVAL)
 			r = 0;	/* (given up meanwhile: the DONTNEED did it) */
