@@ -771,6 +771,30 @@ static bool store_inode(struct samepage *sp, uint64_t ino)
 	return false;
 }
 
+/*
+ * [start, end) (registered) was just given MADV_DONTNEED by the caller
+ * (samepage run's madvise): if no page there maps a store page of ours,
+ * every page reads zeros already, and what is left is to forget our zero
+ * records; no /proc to read.  -EAGAIN (nothing changed) if a page maps a
+ * store page: sp_discard_range() then.
+ */
+int sp_discard_dontneeded(struct samepage *sp, uint64_t start, uint64_t end)
+{
+	struct sp_range *r = sp_range_find(sp, start);
+
+	if (!r || end > r->end)
+		return -EAGAIN;
+	sp_flush(sp);
+	for (uint64_t p = start; p < end; p++)
+		if (rec_file(r->rec[p - r->start]))
+			return -EAGAIN;
+	for (uint64_t p = start; p < end; p++)
+		if (r->rec[p - r->start])
+			drop_rec(sp, r, p - r->start);
+	sp_cache_invalidate(sp);
+	return 0;
+}
+
 int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end)
 {
 	unsigned int sh = sp->os.page_shift;

@@ -497,33 +497,32 @@ static bool aligned(struct samepage *sp, void *addr, size_t len)
  * samepage_discard, which replaces merged pages (whose DONTNEED would read
  * the store page back) by zeros.  A merge in between finds zeros.
  */
-static bool any_merged(struct samepage *sp, void *x, size_t xl)
+/*
+ * After the DONTNEED, a registered piece that maps no store page of ours
+ * (nothing merged there, or merged into zeros, mapped anonymously) reads
+ * zeros already: only our records of it go (sp_discard_dontneeded), with
+ * nothing of /proc to read, which costs milliseconds a call in a large
+ * process (QEMU's balloon discards 4 KiB at a time).  The daemon hears of
+ * it as from samepage_discard.  Otherwise samepage_discard.
+ */
+static int discard_quick(struct samepage *sp, void *x, size_t xl)
 {
 	uint64_t sh = sp->os.page_shift, a = (uintptr_t)x >> sh, b = a + (xl >> sh);
-	bool any = false;
 
 	sp_lock(sp);
-	struct sp_range *r = sp_range_find(sp, a);
+	int r = sp_discard_dontneeded(sp, a, b);
 
-	for (uint64_t p = a; r && p < b && p < r->end && !any; p++)
-		any = r->rec[p - r->start] != 0;
-	if (!r)
-		any = true;	/* (given up meanwhile: samepage_discard says so) */
 	sp_unlock(sp);
-	return any;
+	if (!r && sp->agent)
+		r = sp_agent_ranges(sp, a, b);
+	return r;
 }
 
-/*
- * (A registered piece with no page of ours in it, merged or being merged,
- * after the DONTNEED: nothing more to do, and nothing of /proc to read,
- * which costs milliseconds a call in a large process: QEMU's balloon
- * discards 4 KiB at a time.  A merge later reads the zeros anew.)
- */
 static int discard_piece(struct samepage *sp, void *x, size_t xl, bool reg, int advice)
 {
 	int r = call_madvise(x, xl, reg ? MADV_DONTNEED : advice) ? -errno : 0;
 
-	if (reg && !r && any_merged(sp, x, xl)) {
+	if (reg && !r && discard_quick(sp, x, xl) == -EAGAIN) {
 		r = samepage_discard(sp, x, xl);
 		if (r == -EINVAL)
 			r = 0;	/* (given up meanwhile: the DONTNEED did it) */
