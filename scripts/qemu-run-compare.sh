@@ -61,6 +61,19 @@ pss_mb() {
 	for p in "$@"; do s=$((s + $(qg_pss "$p"))); done
 	echo $((s / 1024))
 }
+# the machine's MemAvailable, MiB (the whole machine: noisy, but it sees
+# what Pss cannot: huge pages partly unmapped, waiting to be split)
+avail_mb() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
+# Pss_Anon, Pss_Shmem and AnonHugePages of the processes named, MiB
+detail() {
+	local p
+	for p in "$@"; do
+		awk -v p="$p" '/^(Pss_Anon|Pss_Shmem|AnonHugePages):/ { v[$1] = int($2 / 1024) }
+			END { printf "    pid %s: Pss_Anon %d Pss_Shmem %d AnonHugePages %d MiB\n", p,
+				v["Pss_Anon:"], v["Pss_Shmem:"], v["AnonHugePages:"] }' \
+			"/proc/$p/smaps_rollup"
+	done
+}
 
 report_guests() {
 	local label=$1 n
@@ -92,13 +105,15 @@ qg_start k1 "$GMB" "$args"; k1=$qg_pid
 qg_start k2 "$GMB" "$args"; k2=$qg_pid
 qg_wait_ready k1 120 && qg_wait_ready k2 120 || { echo "kernel side: guests did not come up"; exit 1; }
 sleep 3
-before=$(pss_mb $k1 $k2)
+before=$(pss_mb $k1 $k2) abefore=$(avail_mb)
+detail $k1 $k2
 echo 1 > $ksm/run
 sleep "$T"
-after=$(pss_mb $k1 $k2)
+after=$(pss_mb $k1 $k2) aafter=$(avail_mb)
 echo "kernel KSM:    pages_shared $(cat $ksm/pages_shared) pages_sharing $(cat $ksm/pages_sharing)" \
 	"($(( $(cat $ksm/pages_sharing) * 4 / 1024 )) MiB); guests' Pss $before -> $after MiB:" \
-	"given back $((before - after)) MiB"
+	"given back $((before - after)) MiB; MemAvailable +$((aafter - abefore)) MiB"
+detail $k1 $k2
 balloon k
 sleep 6
 echo "  after the balloon: pages_shared $(cat $ksm/pages_shared) pages_sharing $(cat $ksm/pages_sharing)," \
@@ -122,15 +137,17 @@ qg_start s2 "$GMB" "$args" "$B/samepage" run --socket "$s" --; s2=$qg_pid
 qg_wait_ready s1 120 && qg_wait_ready s2 120 || { echo "samepage side: guests did not come up"; exit 1; }
 sleep 3
 # (samepage run execs qemu: the pids are qemu's)
-before=$(pss_mb $s1 $s2 $d)
+before=$(pss_mb $s1 $s2 $d) abefore=$(avail_mb)
+detail $s1 $s2 $d
 ctl set run 1
 sleep "$T"
-after=$(pss_mb $s1 $s2 $d)
+after=$(pss_mb $s1 $s2 $d) aafter=$(avail_mb)
 get() { ctl get "$@" | awk '{ printf "%s ", $0 }'; }
 sharing=$(ctl get pages_sharing | awk '{ print $NF }')
 echo "samepage run:  $(get pages_shared pages_sharing merges_refused store_pages)" \
 	"($((sharing * 4 / 1024)) MiB); guests' and daemon's Pss $before -> $after MiB:" \
-	"given back $((before - after)) MiB"
+	"given back $((before - after)) MiB; MemAvailable +$((aafter - abefore)) MiB"
+detail $s1 $s2 $d
 for p in $s1 $s2; do echo "  qemu $p: $(grep -c ' mg' /proc/$p/smaps) mappings with the mg VmFlag"; done
 balloon s
 sleep 6

@@ -27,14 +27,24 @@
  * only: it writes no memory that could be a page of the run.
  *
  * Before a run is mapped, the mappings under it are read from /proc (one
- * read per flush): a page is mapped only if its VMA is still ours (our
+ * read per batch): a page is mapped only if its VMA is still ours (our
  * userfaultfd registration, private, anonymous or our store at the
- * expected offset) and carries no flag the replacement would drop (mlock,
- * wipe-on-fork, dont-fork, dont-dump, the application's own userfaultfd);
- * the replacement gets the VMA's protection as it is now.  Other pages are
- * not merged (merges_refused) and keep their mapping untouched.  The one
- * window left: a protection change made by another thread between that
- * read and the mmap, a few microseconds (samepage(3)).
+ * expected offset) and carries no flag a replacement cannot carry
+ * (wipe-on-fork: the kernel refuses it on file mappings; the
+ * application's own userfaultfd; shared), and the replacement gets the
+ * VMA's protection and its dont-fork, dont-dump and mlock flags as they
+ * are now, from its first instant (sp_os_map_*, os_self.c: mapped at a
+ * scratch address, flagged there, moved over the pages with one
+ * mremap(MREMAP_FIXED), so that no fork, even a raw one, copies a dont-fork
+ * page and the lock never lapses).  A locked replacement is locked on fault
+ * (lf: a plain mlock of a writable private mapping would copy every page);
+ * privatizing gives the plain lock back, so a lock on fault the
+ * application chose itself is refused (it could not be told from ours),
+ * and so are zero runs of a locked range (their anonymous replacement
+ * would keep lf).  Other pages are not merged (merges_refused) and keep
+ * their mapping untouched.  The one window left: a protection or flag
+ * change made by another thread between that read and the mapping, a few
+ * microseconds (samepage(3)).
  */
 #define _GNU_SOURCE
 #include <errno.h>
