@@ -56,7 +56,7 @@ qg_wait_ready g1 60 && qg_wait_ready g2 60 || fail "the guests did not come up"
 
 # merging: two full scans of both guests, at least
 t0=$(date +%s)
-want=12000
+want=20000
 while [ "$(get pages_sharing)" -lt "$want" ] && [ $(($(date +%s) - t0)) -lt 30 ]; do sleep 1; done
 shared=$(get pages_shared) sharing=$(get pages_sharing)
 echo "pages_shared $shared pages_sharing $sharing after $(($(date +%s) - t0)) s" \
