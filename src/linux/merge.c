@@ -361,6 +361,9 @@ static void flush_run(struct samepage *sp, int k, const struct vmas *vs)
 			e = j + 1;
 		int err = -EAGAIN;
 
+		/* (what it replaces freed at once, also inside a huge page) */
+		if (ok && !vma->inode && !(vma->flags & SP_VMA_LOCKED))
+			sp_os_split_huge(&sp->os, vpn + j, e - j);
 		/* (with the VMA's flags: dont-fork, dont-dump, mlock, os.h) */
 		if (ok)
 			err = p->anon ? sp_os_map_anon(&sp->os, vpn + j, e - j, vma->prot,

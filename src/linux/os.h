@@ -153,6 +153,11 @@ int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigne
  * memory with the same content and protection @prot */
 int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot,
 		     unsigned int flags);
+/* private anonymous pages [vpn, vpn+n) about to be replaced: a transparent
+ * huge page holding some of them is split now (MADV_COLD on them splits it),
+ * so that replacing them frees them at once; otherwise the whole huge page
+ * stays allocated until the kernel's deferred split.  Best effort. */
+void sp_os_split_huge(struct sp_os *os, uint64_t vpn, uint64_t n);
 int sp_os_unmap(struct sp_os *os, uint64_t vpn, uint64_t n);
 int sp_os_dontneed(struct sp_os *os, uint64_t vpn, uint64_t n);
 /* one registered range of private anonymous memory becomes one mapping
