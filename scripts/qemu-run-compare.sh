@@ -6,7 +6,9 @@
 # console), started with -machine mem-merge=on: first under the kernel's
 # KSM, then under `samepage run` with a daemon of its own.  For each side:
 # pages_shared, pages_sharing, the memory given back (the guests' Pss, and
-# the daemon's, before merging and after $SECONDS_EACH seconds of it), the
+# the daemon's, before merging and after $SECONDS_EACH seconds of it; the
+# page frames they hold, a huge page counted whole while any part of it is
+# mapped, scripts/qemu-frames.c; the machine's MemAvailable, noisy), the
 # guests' mg VmFlags (none under samepage run), their heartbeats and BAD
 # lines (none).  With BALLOON=1 (default) each side then inflates both
 # balloons to half the guest and deflates them again (QEMU gives the pages
@@ -53,6 +55,9 @@ restore() {
 }
 trap restore EXIT
 qg_prepare "$B/numa-vm/kernel" "$w" || { echo "$qg_why"; exit 77; }
+gcc -O2 -Wall -Wextra -Werror -o "$w/frames" "$here/qemu-frames.c" || exit 2
+# the page frames the processes named hold, MiB (huge pages counted whole)
+frames_mb() { "$w/frames" "$@"; }
 args="sp_mb=$BMB sp_seed=7 sp_fresh=16 ${GUEST_ARGS:-}"
 
 # sum of the Pss of the processes named, MiB
@@ -105,14 +110,15 @@ qg_start k1 "$GMB" "$args"; k1=$qg_pid
 qg_start k2 "$GMB" "$args"; k2=$qg_pid
 qg_wait_ready k1 120 && qg_wait_ready k2 120 || { echo "kernel side: guests did not come up"; exit 1; }
 sleep 3
-before=$(pss_mb $k1 $k2) abefore=$(avail_mb)
+before=$(pss_mb $k1 $k2) abefore=$(avail_mb) fbefore=$(frames_mb $k1 $k2)
 detail $k1 $k2
 echo 1 > $ksm/run
 sleep "$T"
-after=$(pss_mb $k1 $k2) aafter=$(avail_mb)
+after=$(pss_mb $k1 $k2) aafter=$(avail_mb) fafter=$(frames_mb $k1 $k2)
 echo "kernel KSM:    pages_shared $(cat $ksm/pages_shared) pages_sharing $(cat $ksm/pages_sharing)" \
 	"($(( $(cat $ksm/pages_sharing) * 4 / 1024 )) MiB); guests' Pss $before -> $after MiB:" \
 	"given back $((before - after)) MiB; MemAvailable +$((aafter - abefore)) MiB"
+echo "  page frames held (huge pages whole): $fbefore -> $fafter MiB: given back $((fbefore - fafter)) MiB"
 detail $k1 $k2
 balloon k
 sleep 6
@@ -137,16 +143,17 @@ qg_start s2 "$GMB" "$args" "$B/samepage" run --socket "$s" --; s2=$qg_pid
 qg_wait_ready s1 120 && qg_wait_ready s2 120 || { echo "samepage side: guests did not come up"; exit 1; }
 sleep 3
 # (samepage run execs qemu: the pids are qemu's)
-before=$(pss_mb $s1 $s2 $d) abefore=$(avail_mb)
+before=$(pss_mb $s1 $s2 $d) abefore=$(avail_mb) fbefore=$(frames_mb $s1 $s2 $d)
 detail $s1 $s2 $d
 ctl set run 1
 sleep "$T"
-after=$(pss_mb $s1 $s2 $d) aafter=$(avail_mb)
+after=$(pss_mb $s1 $s2 $d) aafter=$(avail_mb) fafter=$(frames_mb $s1 $s2 $d)
 get() { ctl get "$@" | awk '{ printf "%s ", $0 }'; }
 sharing=$(ctl get pages_sharing | awk '{ print $NF }')
 echo "samepage run:  $(get pages_shared pages_sharing merges_refused store_pages)" \
 	"($((sharing * 4 / 1024)) MiB); guests' and daemon's Pss $before -> $after MiB:" \
 	"given back $((before - after)) MiB; MemAvailable +$((aafter - abefore)) MiB"
+echo "  page frames held (huge pages whole): $fbefore -> $fafter MiB: given back $((fbefore - fafter)) MiB"
 detail $s1 $s2 $d
 for p in $s1 $s2; do echo "  qemu $p: $(grep -c ' mg' /proc/$p/smaps) mappings with the mg VmFlag"; done
 balloon s

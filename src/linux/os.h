@@ -144,6 +144,10 @@ bool sp_os_is_zero(struct sp_os *os, uint64_t vpn);
 bool sp_mem_is_zero(const void *p, size_t len);
 /* a write access that changes no byte: breaks a shared zero page */
 void sp_os_touch(struct sp_os *os, uint64_t vpn);
+/* zeros written into [vpn, vpn+n) by the kernel (process_vm_writev, the
+ * mapping's own protection: a private mapping copies on write); 0 or a
+ * negative errno, some pages written on failure */
+int sp_os_write_zeros(struct sp_os *os, uint64_t vpn, uint64_t n);
 
 /* mappings */
 int sp_os_map_file(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned int flags,

@@ -191,6 +191,30 @@ void sp_os_touch(struct sp_os *os, uint64_t vpn)
 	(void)madvise(vaddr(os, vpn), os->page, MADV_POPULATE_WRITE);
 }
 
+int sp_os_write_zeros(struct sp_os *os, uint64_t vpn, uint64_t n)
+{
+	struct iovec local[64], remote[64];
+
+	for (uint64_t done = 0; done < n;) {
+		uint64_t k = n - done < 64 ? n - done : 64;
+
+		for (uint64_t i = 0; i < k; i++) {
+			local[i] = (struct iovec){ (void *)sp_zero_page_data, os->page };
+			remote[i] = (struct iovec){ vaddr(os, vpn + done + i), os->page };
+		}
+		ssize_t w = process_vm_writev(os->pid, local, k, remote, k, 0);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if ((uint64_t)w < k * os->page)
+			return -EFAULT;
+		done += k;
+	}
+	return 0;
+}
+
 uint64_t sp_now_ms(void)
 {
 	struct timespec ts;
