@@ -812,11 +812,15 @@ int sp_discard_dontneeded(struct samepage *sp, uint64_t start, uint64_t end)
 			return -EAGAIN;
 		p = q > p ? q : p + 1;
 	}
+	int dropped = 0;
+
 	for (uint64_t p = start; p < end; p++)
-		if (r->rec[p - r->start] && !rec_file(r->rec[p - r->start]))
+		if (r->rec[p - r->start] && !rec_file(r->rec[p - r->start])) {
 			drop_rec(sp, r, p - r->start);
+			dropped = 1;
+		}
 	sp_cache_invalidate(sp);
-	return 0;
+	return dropped;
 }
 
 int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end)

@@ -498,12 +498,14 @@ static bool aligned(struct samepage *sp, void *addr, size_t len)
  * the store page back) by zeros.  A merge in between finds zeros.
  */
 /*
- * After the DONTNEED, a registered piece that maps no store page of ours
- * (nothing merged there, or merged into zeros, mapped anonymously) reads
- * zeros already: only our records of it go (sp_discard_dontneeded), with
- * nothing of /proc to read, which costs milliseconds a call in a large
- * process (QEMU's balloon discards 4 KiB at a time).  The daemon hears of
- * it as from samepage_discard.  Otherwise samepage_discard.
+ * After the DONTNEED, a registered piece reads zeros already except where
+ * it maps a store page of ours: those pages get zeros written in place,
+ * and our zero records go (sp_discard_dontneeded), with nothing of /proc
+ * to read, which costs milliseconds a call in a large process (QEMU's
+ * balloon discards 4 KiB at a time).  The daemon hears of
+ * it as from samepage_discard when records went (a round trip, and the
+ * daemon's copy of every record of ours: not for every page).  Otherwise
+ * samepage_discard.
  */
 static int discard_quick(struct samepage *sp, void *x, size_t xl)
 {
@@ -513,9 +515,9 @@ static int discard_quick(struct samepage *sp, void *x, size_t xl)
 	int r = sp_discard_dontneeded(sp, a, b);
 
 	sp_unlock(sp);
-	if (!r && sp->agent)
-		r = sp_agent_ranges(sp, a, b);
-	return r;
+	if (r == 1 && sp->agent)	/* (records forgotten: the daemon's too) */
+		return sp_agent_ranges(sp, a, b);
+	return r < 0 ? r : 0;
 }
 
 static int discard_piece(struct samepage *sp, void *x, size_t xl, bool reg, int advice)
