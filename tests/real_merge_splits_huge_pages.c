@@ -78,6 +78,8 @@ int main(void)
 	if (huge_before < n / 2) {
 		printf("SKIP %s: the kernel gave only %zu of %zu pages in huge pages\n",
 		       real_test_name, huge_before, n);
+		free(shadow);
+		samepage_close(sp);
 		return 77;
 	}
 	CHECK_EQ(samepage_madvise(sp, a, n * ps, SAMEPAGE_MERGEABLE), 0);
@@ -101,6 +103,8 @@ int main(void)
 	CHECK_EQ(samepage_close(sp), 0);
 	if (memcmp(a, shadow, n * ps))
 		FAIL("the memory differs from its shadow after close");
+	free(shadow);
+	munmap(raw, n * ps + huge);
 	printf("PASS %s\n", real_test_name);
 	return 0;
 }
