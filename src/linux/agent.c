@@ -268,7 +268,8 @@ static uint32_t merge_one(struct samepage *sp, const struct sp_merge_req *q)
 
 	if (r->rec[i] == rec) {
 		got = rec;		/* already */
-	} else if (sp_page_replaceable(sp, q->vpn, r->rec[i]) && sp_budget_ok(sp, r, i, rec)) {
+	} else if (sp_page_replaceable(sp, q->vpn, r->rec[i], (rec & REC_ANON) != 0) &&
+		   sp_budget_ok(sp, r, i, rec)) {
 		if (s)
 			s->count++;	/* the page's, if it merges */
 		int err = sp_merge_page(sp, r, i, rec, how,

@@ -337,12 +337,14 @@ static int madvise_mergeable(struct samepage *sp, uint64_t a, uint64_t b, bool *
 		uint64_t x = v[k].start > a ? v[k].start : a;
 		uint64_t y = v[k].end < b ? v[k].end : b;
 		/*
-		 * private anonymous, readable, nothing the replacement mapping
-		 * would change or corrupt; and not larger than the machine's
+		 * private anonymous, readable, no flag the replacement mapping
+		 * would drop or corrupt (dont-fork, dont-dump and mlock it
+		 * carries: merge.c); and not larger than the machine's
 		 * memory (a sparse reservation, such as a sanitizer's shadow:
 		 * every page of a range costs a record and a visit per scan)
 		 */
-		bool ok = v[k].heap && !v[k].exec && (v[k].prot & PROT_READ) && !v[k].flags &&
+		bool ok = v[k].heap && !v[k].exec && (v[k].prot & PROT_READ) &&
+			  !(v[k].flags & ~SP_VMA_KEEP) &&
 			  ((v[k].end - v[k].start) >> sh) <= sp->max_range_pages;
 
 		if (!ok) {

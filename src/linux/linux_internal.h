@@ -49,12 +49,13 @@
  *   Merging memory as it is now: before a run is mapped, the VMAs under it
  *   are looked up (smaps, read once per batch): a page is replaced only if
  *   its mapping is still ours as the record says (our registration,
- *   private, anonymous or our store at the slot's offset) with no flag the
- *   replacement would drop (mlock, wipe-on-fork, dont-fork, dont-dump, an
- *   own userfaultfd); the replacement takes the VMA's protection of now.
- *   Unmerge privatizes only mappings that are still ours, keeping
- *   protection, mlock, dont-fork and dont-dump; then a range cut into many
- *   mappings is rebuilt as one (sp_os_rebuild).
+ *   private, anonymous or our store at the slot's offset) with no flag a
+ *   replacement cannot carry (wipe-on-fork, an own userfaultfd, an own
+ *   lock-on-fault); the replacement takes the VMA's protection of now and
+ *   its mlock, dont-fork and dont-dump flags, from its first instant
+ *   (merge.c, os_self.c).  Unmerge privatizes only mappings that are still
+ *   ours, keeping protection, mlock, dont-fork and dont-dump; then a range
+ *   cut into many mappings is rebuilt as one (sp_os_rebuild).
  *
  *   Per-page records (one uint32_t per page of each registered range):
  *     0                      nothing of ours; an anonymous VMA
@@ -87,9 +88,10 @@
  *   by another thread while the same page is being merged in that batch;
  *   MADV_DONTNEED on a merged page not yet seen written (it reads the page's
  *   merged content again, not zeros: use samepage_discard()).  Ranges that
- *   are locked, wipe-on-fork, dont-fork/dont-dump, hugetlb, shared,
- *   executable, sealed, grow-down, or userfaultfd'd by the application are
- *   never registered (madvise returns 0 for them, as the kernel does).
+ *   are wipe-on-fork, hugetlb, shared, executable, sealed, grow-down, or
+ *   userfaultfd'd by the application are never registered (madvise returns
+ *   0 for them, as the kernel does); locked, dont-fork and dont-dump ranges
+ *   are, and merge with their flags.
  *
  *   The library's own memory: struct samepage and the page buffers are
  *   mappings of their own, and everything else it allocates (the engine's
@@ -444,10 +446,11 @@ int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t 
 		  enum check how, const void *want);
 int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end, bool discard);
 int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end);
+int sp_discard_dontneeded(struct samepage *sp, uint64_t start, uint64_t end);
 int64_t sp_run_next_off(struct samepage *sp, uint64_t vpn, int nid);
 void sp_note_cowed(struct samepage *sp, uint64_t vpn);
 void sp_vma_cache_free(struct samepage *sp);
-bool sp_page_replaceable(struct samepage *sp, uint64_t vpn, uint32_t rec);
+bool sp_page_replaceable(struct samepage *sp, uint64_t vpn, uint32_t rec, bool anon);
 
 /* host.c */
 void sp_lock(struct samepage *sp);

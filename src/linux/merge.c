@@ -27,14 +27,24 @@
  * only: it writes no memory that could be a page of the run.
  *
  * Before a run is mapped, the mappings under it are read from /proc (one
- * read per flush): a page is mapped only if its VMA is still ours (our
+ * read per batch): a page is mapped only if its VMA is still ours (our
  * userfaultfd registration, private, anonymous or our store at the
- * expected offset) and carries no flag the replacement would drop (mlock,
- * wipe-on-fork, dont-fork, dont-dump, the application's own userfaultfd);
- * the replacement gets the VMA's protection as it is now.  Other pages are
- * not merged (merges_refused) and keep their mapping untouched.  The one
- * window left: a protection change made by another thread between that
- * read and the mmap, a few microseconds (samepage(3)).
+ * expected offset) and carries no flag a replacement cannot carry
+ * (wipe-on-fork: the kernel refuses it on file mappings; the
+ * application's own userfaultfd; shared), and the replacement gets the
+ * VMA's protection and its dont-fork, dont-dump and mlock flags as they
+ * are now, from its first instant (sp_os_map_*, os_self.c: mapped at a
+ * scratch address, flagged there, moved over the pages with one
+ * mremap(MREMAP_FIXED), so that no fork, even a raw one, copies a dont-fork
+ * page and the lock never lapses).  A locked replacement is locked on fault
+ * (lf: a plain mlock of a writable private mapping would copy every page);
+ * privatizing gives the plain lock back, so a lock on fault the
+ * application chose itself is refused (it could not be told from ours),
+ * and so are zero runs of a locked range (their anonymous replacement
+ * would keep lf).  Other pages are not merged (merges_refused) and keep
+ * their mapping untouched.  The one window left: a protection or flag
+ * change made by another thread between that read and the mapping, a few
+ * microseconds (samepage(3)).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,10 +58,19 @@
 enum { RUN_FREE, RUN_PENDING, RUN_ABORTING, RUN_ABORTED, RUN_MAPPING };
 
 /* Flags that forbid replacing a mapping (or that mean it is not ours). */
-#define VMA_REFUSE (SP_VMA_LOCKED | SP_VMA_WIPE | SP_VMA_DONTFORK | SP_VMA_DONTDUMP | \
-		    SP_VMA_UFFD | SP_VMA_SHARED | SP_VMA_OTHER)
-/* Flags an unmerge carries over to the private replacement. */
-#define VMA_KEEP (SP_VMA_LOCKED | SP_VMA_DONTFORK | SP_VMA_DONTDUMP)
+#define VMA_REFUSE (SP_VMA_WIPE | SP_VMA_UFFD | SP_VMA_SHARED | SP_VMA_OTHER)
+/* Flags a merge and an unmerge carry over to the replacement (os.h). */
+#define VMA_KEEP SP_VMA_KEEP
+/*
+ * ... and what refuses a page still in the application's own anonymous
+ * memory: its own lock-on-fault (lf).  A locked store mapping of ours is
+ * always lf (os_self.c: a plain lock would copy every page), and the plain
+ * lock comes back when it is privatized; an lf the application chose
+ * would not.
+ */
+#define VMA_REFUSE_ANON (VMA_REFUSE | SP_VMA_ONFAULT)
+/* The flags a private replacement of our store mapping @f gets. */
+#define PRIVATE_FLAGS(f) ((f) & VMA_KEEP & ~SP_VMA_ONFAULT)
 
 /* Is @vpn in a run?  (Engine side: vpn and n change only under its lock.) */
 bool sp_in_pending(struct samepage *sp, uint64_t vpn)
@@ -146,6 +165,9 @@ static const struct sp_vma *vma_at(const struct vmas *vs, uint64_t vpn, unsigned
 static bool vma_matches(struct samepage *sp, const struct sp_vma *vma, uint64_t vpn,
 			uint32_t rec, unsigned int refuse)
 {
+	/* (lf refuses only the application's own memory: VMA_REFUSE_ANON) */
+	if (rec_file(rec))
+		refuse &= ~SP_VMA_ONFAULT;
 	if (!vma || vma->exec || !(vma->flags & SP_VMA_UFFD_WP) || (vma->flags & refuse))
 		return false;
 	if (!rec_file(rec))
@@ -158,16 +180,28 @@ static bool vma_matches(struct samepage *sp, const struct sp_vma *vma, uint64_t 
 }
 
 /*
- * May page @vpn (record @rec) be replaced, as its mapping is in this batch?
- * Checked before the engine counts a merge, so that pages the application
- * locked or flagged are never counted as merged.
+ * What refuses a merge: into a store page, or (@anon) into zeros, mapped
+ * anonymously.  A locked range never gets an anonymous replacement: it
+ * would be locked on fault (lf) and no privatize would give the plain lock
+ * back; its zero pages stay as they are.
  */
-bool sp_page_replaceable(struct samepage *sp, uint64_t vpn, uint32_t rec)
+static unsigned int merge_refuse(bool anon)
+{
+	return VMA_REFUSE_ANON | (anon ? SP_VMA_LOCKED : 0);
+}
+
+/*
+ * May page @vpn (record @rec) be replaced (by zeros mapped anonymously if
+ * @anon, else by a store page), as its mapping is in this batch?  Checked
+ * before the engine counts a merge, so that pages the application flagged
+ * in a way a replacement cannot carry are never counted as merged.
+ */
+bool sp_page_replaceable(struct samepage *sp, uint64_t vpn, uint32_t rec, bool anon)
 {
 	const struct vmas *vs = vmas_batch(sp, vpn, vpn + 1);
 
 	if (vs->n > 0 && vma_matches(sp, vma_at(vs, vpn, sp->os.page_shift), vpn, rec,
-				     VMA_REFUSE))
+				     merge_refuse(anon)))
 		return true;
 	sp->merges_refused++;
 	return false;
@@ -322,15 +356,21 @@ static void flush_run(struct samepage *sp, int k, const struct vmas *vs)
 		if (vma && (vma->end >> sh) - vpn < e)
 			e = (uint32_t)((vma->end >> sh) - vpn);
 		for (uint32_t q = j; ok && q < e; q++)
-			ok = vma_matches(sp, vma, vpn + q, p->old[q], VMA_REFUSE);
+			ok = vma_matches(sp, vma, vpn + q, p->old[q], merge_refuse(p->anon));
 		if (!vma)
 			e = j + 1;
 		int err = -EAGAIN;
 
+		/* (what it replaces freed at once, also inside a huge page) */
+		if (ok && !vma->inode && !(vma->flags & SP_VMA_LOCKED))
+			sp_os_split_huge(&sp->os, vpn + j, e - j);
+		/* (with the VMA's flags: dont-fork, dont-dump, mlock, os.h) */
 		if (ok)
-			err = p->anon ? sp_os_map_anon(&sp->os, vpn + j, e - j, vma->prot) :
+			err = p->anon ? sp_os_map_anon(&sp->os, vpn + j, e - j, vma->prot,
+						       vma->flags & VMA_KEEP) :
 					sp_os_map_file(&sp->os, vpn + j, e - j, vma->prot,
-						       sp->store[p->nid].fd, p->off + j);
+						       vma->flags & VMA_KEEP, sp->store[p->nid].fd,
+						       p->off + j);
 		if (err) {
 			/* the old mapping is intact (mmap checks the map count
 			 * before it unmaps anything) */
@@ -542,7 +582,7 @@ static int privatize_run(struct samepage *sp, struct sp_range *r, uint64_t vpn, 
 
 		if (err)
 			return err;
-		err = sp_os_privatize(&sp->os, vpn, n, vma->prot, vma->flags & VMA_KEEP);
+		err = sp_os_privatize(&sp->os, vpn, n, vma->prot, PRIVATE_FLAGS(vma->flags));
 		if (err) {
 			sp_os_protect(&sp->os, vpn, n, false);
 			return err;
@@ -744,17 +784,64 @@ static bool store_inode(struct samepage *sp, uint64_t ino)
 	return false;
 }
 
+/*
+ * [start, end) (registered) was just given MADV_DONTNEED by the caller
+ * (samepage run's madvise), so it is not locked (EINVAL otherwise), and
+ * every page reads zeros except those that map a store page of ours, which
+ * read the store page again.  Those get zeros written by the kernel
+ * (sp_os_write_zeros): a copy on write in the same mapping, which keeps
+ * every flag and reads zeros, seen copied-on-write by the next scan
+ * (privatized, then merged into zeros) as after any write.  Our zero
+ * records are forgotten.  No /proc to read: QEMU's balloon discards 4 KiB
+ * at a time, and smaps costs 0.1 s a read with 7,000 mappings.  -EAGAIN
+ * if that cannot be done (a mapping not writable): sp_discard_range().
+ */
+int sp_discard_dontneeded(struct samepage *sp, uint64_t start, uint64_t end)
+{
+	struct sp_range *r = sp_range_find(sp, start);
+
+	if (!r || end > r->end)
+		return -EAGAIN;
+	sp_flush(sp);
+	for (uint64_t p = start; p < end;) {
+		uint64_t q = p;
+
+		while (q < end && rec_file(r->rec[q - r->start]))
+			q++;
+		if (q > p && sp_os_write_zeros(&sp->os, p, q - p))
+			return -EAGAIN;
+		p = q > p ? q : p + 1;
+	}
+	int dropped = 0;
+
+	for (uint64_t p = start; p < end; p++)
+		if (r->rec[p - r->start] && !rec_file(r->rec[p - r->start])) {
+			drop_rec(sp, r, p - r->start);
+			dropped = 1;
+		}
+	sp_cache_invalidate(sp);
+	return dropped;
+}
+
 int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end)
 {
 	unsigned int sh = sp->os.page_shift;
 	struct vmas vs;
-	int err = sp_unmerge_range(sp, start, end, true);
+	int err = 0;
 
-	if (err)
-		return err;
+	/* locked memory cannot be discarded (EINVAL, as MADV_DONTNEED says):
+	 * nothing is changed then.  (The runs mapped first: then the
+	 * unmerge, which changes no mapping when it discards, leaves this
+	 * list right.) */
+	sp_flush(sp);
 	vmas_read(sp, &vs, start, end);
 	if (vs.n < 0)
 		return vs.n;
+	for (int k = 0; k < vs.n && !err; k++)
+		if ((vs.v[k].flags & SP_VMA_UFFD_WP) && (vs.v[k].flags & SP_VMA_LOCKED))
+			err = -EINVAL;
+	if (!err)
+		err = sp_unmerge_range(sp, start, end, true);
 	for (int k = 0; k < vs.n && !err; k++) {
 		const struct sp_vma *v = &vs.v[k];
 		uint64_t a = v->start >> sh > start ? v->start >> sh : start;
@@ -763,7 +850,8 @@ int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end)
 		if (a >= b || !(v->flags & SP_VMA_UFFD_WP))
 			continue;	/* not ours: left alone */
 		if (store_inode(sp, v->inode)) {
-			err = sp_os_map_anon(&sp->os, a, b - a, v->prot);
+			/* (dont-fork, dont-dump kept) */
+			err = sp_os_map_anon(&sp->os, a, b - a, v->prot, PRIVATE_FLAGS(v->flags));
 			if (!err)
 				(void)sp_os_register(&sp->os, a, b - a);
 		} else if (!v->inode) {

@@ -201,7 +201,7 @@ static int op_merge(void *be, void *mm, uint64_t vpn, const struct sp_page *seen
 
 	if (r->rec[i] == rec)
 		return -EAGAIN;		/* already maps it */
-	if (!sp_page_replaceable(sp, vpn, r->rec[i]))
+	if (!sp_page_replaceable(sp, vpn, r->rec[i], (rec & REC_ANON) != 0))
 		return -EAGAIN;
 	if (!sp_budget_ok(sp, r, i, rec))
 		return -ENOMEM;
@@ -230,7 +230,7 @@ static int op_merge_zero(void *be, void *mm, uint64_t vpn, const struct sp_page 
 
 	if (!r || r->rec[i] == REC_ANON || !still_seen(r->rec[i], seen))
 		return -EAGAIN;
-	if (!sp_page_replaceable(sp, vpn, r->rec[i]))
+	if (!sp_page_replaceable(sp, vpn, r->rec[i], true))
 		return -EAGAIN;
 	if (!sp_budget_ok(sp, r, i, REC_ANON))
 		return -ENOMEM;
@@ -252,8 +252,6 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 	int nid = seen && seen->nid >= 0 && seen->nid < sp->nr_nodes ? seen->nid : 0;
 	int64_t hint = -1;
 
-	if (!sp_page_replaceable(sp, vpn, r->rec[i]))
-		return -EAGAIN;
 	/* consecutive store offsets for consecutive pages */
 	hint = sp_run_next_off(sp, vpn, nid);
 	if (hint < 0 && i > 0 && rec_file(r->rec[i - 1]) &&
@@ -265,6 +263,8 @@ static int op_make_ksm(void *be, void *mm, uint64_t vpn, const struct sp_page *s
 			 sp_os_is_zero(&sp->os, vpn);
 	uint32_t guess;
 
+	if (!sp_page_replaceable(sp, vpn, r->rec[i], zero))
+		return -EAGAIN;
 	if (zero)
 		guess = REC_ANON | 1;
 	else if (hint >= 0 && (uint64_t)hint < sp->store[nid].cap)

@@ -21,7 +21,12 @@
  *     protected page does not wake its writers: the caller must wake.
  *   - sp_os_map_file/map_anon replace the pages atomically (the old pages
  *     are freed) and do not register the new mapping: the caller does.
- *     On failure the old mapping is intact.
+ *     On failure the old mapping is intact.  The new mapping has the
+ *     SP_VMA_KEEP flags asked for from its first instant (no fork, core
+ *     dump or reclaim sees it without them); a locked one is locked on
+ *     fault (lf) and populated for reading, so that it keeps mapping the
+ *     store page (a plain mlock of a writable private mapping would
+ *     copy every page).
  */
 #ifndef SAMEPAGE_LINUX_OS_H
 #define SAMEPAGE_LINUX_OS_H
@@ -53,7 +58,12 @@ enum {
 	SP_VMA_UFFD_WP	= 1u << 5,	/* uw: userfaultfd write-protect */
 	SP_VMA_SHARED	= 1u << 6,	/* sh, ms: shared */
 	SP_VMA_OTHER	= 1u << 7,	/* hugetlb, io, pfnmap, growsdown, sealed... */
+	SP_VMA_ONFAULT	= 1u << 8,	/* lf: mlock2(MLOCK_ONFAULT), with SP_VMA_LOCKED */
 };
+
+/* The flags a replacement mapping carries over from the mapping it
+ * replaces (sp_os_map_*, sp_os_privatize, sp_os_rebuild). */
+#define SP_VMA_KEEP (SP_VMA_LOCKED | SP_VMA_ONFAULT | SP_VMA_DONTFORK | SP_VMA_DONTDUMP)
 
 /* One mapping (VMA) as /proc says it is now. */
 struct sp_vma {
@@ -136,15 +146,24 @@ bool sp_os_is_zero(struct sp_os *os, uint64_t vpn);
 bool sp_mem_is_zero(const void *p, size_t len);
 /* a write access that changes no byte: breaks a shared zero page */
 void sp_os_touch(struct sp_os *os, uint64_t vpn);
+/* zeros written into [vpn, vpn+n) by the kernel (process_vm_writev, the
+ * mapping's own protection: a private mapping copies on write); 0 or a
+ * negative errno, some pages written on failure */
+int sp_os_write_zeros(struct sp_os *os, uint64_t vpn, uint64_t n);
 
 /* mappings */
-int sp_os_map_file(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, int fd,
-		   uint64_t off);
-int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot);
+int sp_os_map_file(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned int flags,
+		   int fd, uint64_t off);
+int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned int flags);
 /* pages [vpn, vpn+n), protected by the caller, become private anonymous
  * memory with the same content and protection @prot */
 int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot,
 		     unsigned int flags);
+/* private anonymous pages [vpn, vpn+n) about to be replaced: a transparent
+ * huge page holding some of them is split now (MADV_COLD on them splits it),
+ * so that replacing them frees them at once; otherwise the whole huge page
+ * stays allocated until the kernel's deferred split.  Best effort. */
+void sp_os_split_huge(struct sp_os *os, uint64_t vpn, uint64_t n);
 int sp_os_unmap(struct sp_os *os, uint64_t vpn, uint64_t n);
 int sp_os_dontneed(struct sp_os *os, uint64_t vpn, uint64_t n);
 /* one registered range of private anonymous memory becomes one mapping

@@ -23,6 +23,10 @@
 
 #include "linux_internal.h"
 
+#ifndef MADV_COLD
+#define MADV_COLD 20
+#endif
+
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
@@ -190,6 +194,30 @@ void sp_os_touch(struct sp_os *os, uint64_t vpn)
 #define MADV_POPULATE_WRITE 23
 #endif
 	(void)madvise(vaddr(os, vpn), os->page, MADV_POPULATE_WRITE);
+}
+
+int sp_os_write_zeros(struct sp_os *os, uint64_t vpn, uint64_t n)
+{
+	struct iovec local[64], remote[64];
+
+	for (uint64_t done = 0; done < n;) {
+		uint64_t k = n - done < 64 ? n - done : 64;
+
+		for (uint64_t i = 0; i < k; i++) {
+			local[i] = (struct iovec){ (void *)sp_zero_page_data, os->page };
+			remote[i] = (struct iovec){ vaddr(os, vpn + done + i), os->page };
+		}
+		ssize_t w = process_vm_writev(os->pid, local, k, remote, k, 0);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if ((uint64_t)w < k * os->page)
+			return -EFAULT;
+		done += k;
+	}
+	return 0;
 }
 
 uint64_t sp_now_ms(void)
@@ -583,25 +611,10 @@ int sp_os_own_node(struct sp_os *os, void *addr, int fallback)
 /* ------------------------------------------------------------------------
  * mappings
  * --------------------------------------------------------------------- */
-int sp_os_map_file(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, int fd,
-		   uint64_t off)
-{
-	void *m = raw_mmap(vaddr(os, vpn), n << os->page_shift, prot, MAP_PRIVATE | MAP_FIXED,
-			   fd, (off_t)(off << os->page_shift));
-
-	return m == MAP_FAILED ? -errno : 0;
-}
-
-int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot)
-{
-	void *m = raw_mmap(vaddr(os, vpn), n << os->page_shift, prot,
-			   MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
-
-	return m == MAP_FAILED ? -errno : 0;
-}
-
 /* A replacement (still our own scratch memory) gets the protection and
- * the flags of the mapping it will replace. */
+ * the flags of the mapping it will replace.  Private anonymous memory
+ * holding its content already (privatize, rebuild): a plain mlock only
+ * populates what is absent. */
 static int give_prot_flags(void *p, size_t len, int prot, unsigned int flags)
 {
 	if (prot != (PROT_READ | PROT_WRITE) && mprotect(p, len, prot))
@@ -610,9 +623,101 @@ static int give_prot_flags(void *p, size_t len, int prot, unsigned int flags)
 		return -errno;
 	if ((flags & SP_VMA_DONTDUMP) && madvise(p, len, MADV_DONTDUMP))
 		return -errno;
-	if ((flags & SP_VMA_LOCKED) && mlock(p, len))
+	if ((flags & SP_VMA_LOCKED) &&
+	    syscall(SYS_mlock2, p, len, (flags & SP_VMA_ONFAULT) ? MLOCK_ONFAULT : 0))
 		return -errno;
 	return 0;
+}
+
+/*
+ * A merge's replacement that must carry flags of the mapping it replaces
+ * (dont-fork, dont-dump, mlock): mapped PROT_NONE at an address of our own,
+ * given the flags and the protection there, then moved over the pages with
+ * mremap(MREMAP_FIXED), which unmaps the old pages and moves the new VMA,
+ * flags and page tables with it, in one call under the mmap lock.  A fork
+ * (any kind: fork holds the same lock) copies either the old VMA or the new
+ * one, both dont-fork; a core dump sees either, both dont-dump; the range is
+ * locked throughout.  Only the scratch mapping itself is without flags for
+ * the microseconds before its madvise: a fork then gives the child that
+ * mapping of store pages at our scratch address, never at the
+ * application's (the child can read the store through the descriptor it
+ * inherits anyway).
+ *
+ * mlock: a plain mlock() of a writable private file mapping writes every
+ * page (copy-on-write: nothing stays merged), and so does mprotect() adding
+ * write to a locked one.  So: locked on fault while PROT_NONE (nothing to
+ * populate), then the protection, then populated for reading (every page
+ * maps the store page, locked in memory through this mapping).  The range
+ * shows the VmFlags "lo lf" while merged; privatizing gives the plain lock
+ * back (merge.c).
+ *
+ * mremap() unmaps the destination before moving: if the move fails after
+ * that (an allocation of the kernel, or strict overcommit at its limit),
+ * the hole is filled at once with the same backing (MAP_FIXED_NOREPLACE:
+ * the pages' content, checked under protection by the caller) and the
+ * flags given in place.
+ */
+static int map_carry(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned int flags,
+		     int mflags, int fd, off_t off)
+{
+	size_t len = n << os->page_shift;
+	void *dst = vaddr(os, vpn);
+	char *st = raw_mmap(NULL, len, PROT_NONE, mflags, fd, off);
+	int err = 0;
+
+	if (st == MAP_FAILED)
+		return -errno;
+	if ((flags & SP_VMA_DONTFORK) && madvise(st, len, MADV_DONTFORK))
+		err = -errno;
+	if (!err && (flags & SP_VMA_DONTDUMP) && madvise(st, len, MADV_DONTDUMP))
+		err = -errno;
+	if (!err && (flags & SP_VMA_LOCKED) && syscall(SYS_mlock2, st, len, MLOCK_ONFAULT))
+		err = -errno;
+	if (!err && prot != PROT_NONE && mprotect(st, len, prot))
+		err = -errno;
+	if (!err && (flags & SP_VMA_LOCKED) && (prot & PROT_READ) &&
+	    madvise(st, len, MADV_POPULATE_READ))
+		err = -errno;
+	if (err) {
+		munmap(st, len);
+		return err;
+	}
+	if (raw_mremap(st, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, dst) != MAP_FAILED)
+		return 0;
+	err = -errno;
+	munmap(st, len);
+	void *h = raw_mmap(dst, len, prot, mflags | MAP_FIXED_NOREPLACE, fd, off);
+
+	if (h == MAP_FAILED)
+		return err;	/* (EEXIST: the old mapping is there, intact) */
+	if (h != dst) {		/* (a kernel without MAP_FIXED_NOREPLACE) */
+		munmap(h, len);
+		return err;
+	}
+	(void)give_prot_flags(h, len, prot, flags | SP_VMA_ONFAULT);	/* (prot: as mapped) */
+	return 0;
+}
+
+int sp_os_map_file(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned int flags,
+		   int fd, uint64_t off)
+{
+	if (flags & SP_VMA_KEEP)
+		return map_carry(os, vpn, n, prot, flags, MAP_PRIVATE, fd,
+				 (off_t)(off << os->page_shift));
+	void *m = raw_mmap(vaddr(os, vpn), n << os->page_shift, prot, MAP_PRIVATE | MAP_FIXED,
+			   fd, (off_t)(off << os->page_shift));
+
+	return m == MAP_FAILED ? -errno : 0;
+}
+
+int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned int flags)
+{
+	if (flags & SP_VMA_KEEP)
+		return map_carry(os, vpn, n, prot, flags, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *m = raw_mmap(vaddr(os, vpn), n << os->page_shift, prot,
+			   MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+
+	return m == MAP_FAILED ? -errno : 0;
 }
 
 int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot,
@@ -716,6 +821,20 @@ int sp_os_dontneed(struct sp_os *os, uint64_t vpn, uint64_t n)
 	return madvise(vaddr(os, vpn), n << os->page_shift, MADV_DONTNEED) ? -errno : 0;
 }
 
+/*
+ * MADV_COLD over part of a huge page that this process alone maps splits
+ * it (mm/madvise.c, madvise_cold_or_pageout_pte_range(), as the kernel's
+ * KSM splits one before merging a page of it); on small pages it only
+ * moves them to the inactive list, and they are about to go.  Measured:
+ * half the pages of 256 MiB of huge pages replaced by a file mapping freed
+ * nothing; with MADV_COLD on each first, 99 MiB.  The split keeps the
+ * userfaultfd write-protection of every page.
+ */
+void sp_os_split_huge(struct sp_os *os, uint64_t vpn, uint64_t n)
+{
+	(void)madvise(vaddr(os, vpn), n << os->page_shift, MADV_COLD);
+}
+
 int sp_os_unmap(struct sp_os *os, uint64_t vpn, uint64_t n)
 {
 	return munmap(vaddr(os, vpn), n << os->page_shift) ? -errno : 0;
@@ -744,7 +863,7 @@ long sp_os_count_vmas(struct sp_os *os)
 static unsigned int vm_flag(const char *fl)
 {
 	static const struct { char name[3]; unsigned int bit; } tab[] = {
-		{ "lo", SP_VMA_LOCKED }, { "lf", SP_VMA_LOCKED }, { "wf", SP_VMA_WIPE },
+		{ "lo", SP_VMA_LOCKED }, { "lf", SP_VMA_LOCKED | SP_VMA_ONFAULT }, { "wf", SP_VMA_WIPE },
 		{ "dc", SP_VMA_DONTFORK }, { "dd", SP_VMA_DONTDUMP }, { "um", SP_VMA_UFFD },
 		{ "ui", SP_VMA_UFFD }, { "uw", SP_VMA_UFFD_WP }, { "sh", SP_VMA_SHARED },
 		{ "ms", SP_VMA_SHARED }, { "ht", SP_VMA_OTHER }, { "gd", SP_VMA_OTHER },

@@ -192,7 +192,8 @@ static struct samepage *handle(void)
  * --------------------------------------------------------------------- */
 static bool eligible(const struct sp_vma *v)
 {
-	return v->heap && !v->exec && (v->prot & PROT_READ) && !v->flags;
+	/* (dont-fork, dont-dump, mlock: carried by merges) */
+	return v->heap && !v->exec && (v->prot & PROT_READ) && !(v->flags & ~SP_VMA_KEEP);
 }
 
 /*
@@ -496,11 +497,34 @@ static bool aligned(struct samepage *sp, void *addr, size_t len)
  * samepage_discard, which replaces merged pages (whose DONTNEED would read
  * the store page back) by zeros.  A merge in between finds zeros.
  */
+/*
+ * After the DONTNEED, a registered piece reads zeros already except where
+ * it maps a store page of ours: those pages get zeros written in place,
+ * and our zero records go (sp_discard_dontneeded), with nothing of /proc
+ * to read, which costs milliseconds a call in a large process (QEMU's
+ * balloon discards 4 KiB at a time).  The daemon hears of
+ * it as from samepage_discard when records went (a round trip, and the
+ * daemon's copy of every record of ours: not for every page).  Otherwise
+ * samepage_discard.
+ */
+static int discard_quick(struct samepage *sp, void *x, size_t xl)
+{
+	uint64_t sh = sp->os.page_shift, a = (uintptr_t)x >> sh, b = a + (xl >> sh);
+
+	sp_lock(sp);
+	int r = sp_discard_dontneeded(sp, a, b);
+
+	sp_unlock(sp);
+	if (r == 1 && sp->agent)	/* (records forgotten: the daemon's too) */
+		return sp_agent_ranges(sp, a, b);
+	return r < 0 ? r : 0;
+}
+
 static int discard_piece(struct samepage *sp, void *x, size_t xl, bool reg, int advice)
 {
 	int r = call_madvise(x, xl, reg ? MADV_DONTNEED : advice) ? -errno : 0;
 
-	if (reg && !r) {
+	if (reg && !r && discard_quick(sp, x, xl) == -EAGAIN) {
 		r = samepage_discard(sp, x, xl);
 		if (r == -EINVAL)
 			r = 0;	/* (given up meanwhile: the DONTNEED did it) */
