@@ -2,7 +2,7 @@
 /*
  * daemon_stalled_client_calls_go_on - a client that does not answer the
  * daemon's MERGE within SD_ANSWER_MS (stopped, stalled on a loaded machine;
- * here its agent waits for the handle's lock, which the program holds) is
+ * here its agent waits for the handle's lock, which a thread holds) is
  * disconnected by the daemon.  Its calls made before its agent has seen the
  * hang-up go on: samepage_get says -ENOTCONN (not reachable: the agent
  * reconnects by itself), samepage_madvise / samepage_discard /
@@ -12,6 +12,8 @@
  * (pages_shared 4, pages_sharing 60); when it leaves, nothing of it is
  * counted.
  */
+#include <pthread.h>
+
 #include "daemon_util.h"
 #include "linux_internal.h"
 
@@ -24,6 +26,21 @@ static void fill(char *mem, size_t npg, unsigned int salt)
 		for (size_t k = 0; k < page_size(); k += 8)
 			memcpy(mem + i * page_size() + k,
 			       &(uint64_t){ 0x5100000000000000ull + (i % 4) * 7919 + k + salt }, 8);
+}
+
+/* A thread that holds the handle's lock until told (the program's own
+ * threads then call the library in its lock order). */
+static struct samepage *held;
+static int hold_pipe[2], holding_pipe[2];
+
+static void *holder(void *arg)
+{
+	(void)arg;
+	sp_lock(held);
+	send_byte(holding_pipe[1], 'l');
+	(void)recv_byte(hold_pipe[0], 60000);
+	sp_unlock(held);
+	return NULL;
 }
 
 static void stalled(int cmd, int ack, int idx)
@@ -40,14 +57,20 @@ static void stalled(int cmd, int ack, int idx)
 	send_byte(ack, 'r');
 	CHECK_EQ(recv_byte(cmd, 60000), 'h');
 	/* the agent's next request of the daemon waits for this lock */
-	sp_lock(sp);
+	pthread_t t;
+
+	held = sp;
+	CHECK(pipe(hold_pipe) == 0 && pipe(holding_pipe) == 0);
+	CHECK(pthread_create(&t, NULL, holder, NULL) == 0);
+	CHECK_EQ(recv_byte(holding_pipe[0], 60000), 'l');
 	send_byte(ack, 'h');
 	CHECK_EQ(recv_byte(cmd, 60000), 'g');
 	/* disconnected meanwhile; the agent has not seen it (it waits) */
 	long v = -1;
 
 	CHECK_EQ(samepage_get(sp, "run", &v), -ENOTCONN);
-	sp_unlock(sp);
+	send_byte(hold_pipe[1], 'u');
+	CHECK(pthread_join(t, NULL) == 0);
 	char *more = mmap(NULL, NPG2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			  -1, 0);
 
