@@ -52,18 +52,6 @@ static inline void need_uffd(const char *test)
 	int p[2];
 	char why[256] = "";
 
-#if defined(__SANITIZE_THREAD__)
-	/*
-	 * Known, not found yet: under ThreadSanitizer a client process of
-	 * these tests dies of a SEGV in about 1 run of 10 (also with the
-	 * threads on default stacks).  The normal and AddressSanitizer builds
-	 * run every daemon test, and `make stress` the 150 s no-lost-writes run.
-	 */
-	printf("SKIP %s: a daemon client crashes under ThreadSanitizer in about 1 run "
-	       "of 10 (known bug, see the closing note of stop 12)\n", test);
-	exit(77);
-#endif
-
 	if (pipe(p))
 		FAIL("pipe: %s", strerror(errno));
 	pid_t pid = fork();

@@ -298,6 +298,9 @@ static void handle(struct sd_daemon *d, struct sd_client *c, const struct sp_msg
 	uint16_t rtype = h->type | SP_MSG_REPLY;
 	int err;
 
+	/* clients found gone since (in this round of events too) are exiting
+	 * mms before any request looks at the counters or the engines */
+	sd_reap(d);
 	if (h->type == SP_MSG_HELLO) {
 		err = hello(d, c, h, payload, plen);
 		if (err)

@@ -696,6 +696,11 @@ static int call_locked(struct sp_agent *a, uint16_t type, uint32_t count, const 
 	pthread_mutex_unlock(&a->mu);
 	int err = sp_msg_send(a->fd, type, seq, 0, count, arg, payload, plen, NULL, 0);
 
+	/* the daemon hung up (it died, or it gave up on us: a stopped
+	 * process does not answer in time) and the agent thread has not seen
+	 * it yet: as not connected (it reconnects and tells our ranges) */
+	if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN || err == -ESHUTDOWN)
+		err = -ENOTCONN;
 	pthread_mutex_lock(&a->mu);
 	while (!err && !a->have && !a->gone_err)
 		pthread_cond_wait(&a->cv, &a->mu);

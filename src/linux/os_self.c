@@ -767,6 +767,7 @@ int sp_os_rebuild(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned
 	char *st = mmap(NULL, len, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	uint64_t e[REBUILD_CHUNK];
+	uint64_t moved = 0;	/* pages of st moved away: [0, moved) */
 	int err = 0;
 
 	if (st == MAP_FAILED)
@@ -809,10 +810,18 @@ int sp_os_rebuild(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigned
 			sp_os_protect(os, vpn + c, m, false);
 			break;
 		}
+		moved = c + m;
 		(void)sp_os_register(os, vpn + c, m);
 		sp_os_wake(os, vpn + c, m);
 	}
-	munmap(st, len);	/* what was not moved (nothing, unless it failed) */
+	/*
+	 * What was not moved (nothing, unless it failed).  Never the chunks
+	 * moved away: their addresses are free again, and another thread's
+	 * mmap (malloc, a thread stack, a sanitizer's own memory) may have
+	 * been placed there meanwhile.
+	 */
+	if (moved < n)
+		munmap(st + (moved << os->page_shift), len - (moved << os->page_shift));
 	return err;
 }
 
