@@ -642,8 +642,14 @@ static int op_read_page(void *be, void *mm, uint64_t vpn, struct sp_page *pg)
 
 	if (!c || pg->kind != SP_PAGE_ANON)
 		return -EINVAL;
-	struct sd_range *r = range_find(c, vpn);
-	uint32_t run = exclusive_run(dom->d, c, vpn, r ? r->end : vpn + 1);
+	/* (read along already: no need to look at what follows it) */
+	uint32_t run = 0;
+
+	if (!c->win_n || vpn < c->win_start || vpn >= c->win_start + c->win_n) {
+		struct sd_range *r = range_find(c, vpn);
+
+		run = exclusive_run(dom->d, c, vpn, r ? r->end : vpn + 1);
+	}
 
 	pg->data = remote_data(dom->d, c, vpn, run ? run - 1 : 0);
 	return pg->data ? 0 : -EFAULT;
