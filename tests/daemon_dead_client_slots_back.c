@@ -42,9 +42,13 @@ static void check(const char *mem, int who, const char *name)
 		}
 }
 
-/* A client: merge its pairs, say 'r'; idx 0 then makes K on 'k'. */
+/* A client, on 'g': merge its pairs, say 'r'; idx 0 then makes K on 'k'.
+ * (Every process is forked before the test connects: a process with
+ * threads does not fork here.) */
 static void client(int cmd, int ack, int idx)
 {
+	if (recv_byte(cmd, 120000) != 'g')
+		_exit(1);
 	struct samepage *sp = connect_daemon();
 	size_t len = 2 * NPAIR * page_size();
 	char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -87,9 +91,11 @@ int main(void)
 	CHECK_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 	daemon_socket();
 	pid_t dpid = daemon_start();
+	struct child a = child_start(client, 0), b = child_start(client, 1);
+	struct child c = child_start(client, 2);
 	struct samepage *sp = connect_daemon();
-	struct child a = child_start(client, 0);
 
+	send_byte(a.cmd, 'g');
 	CHECK_EQ(recv_byte(a.ack, 30000), 'r');
 	CHECK_EQ(scan_until(sp, "pages_sharing", NPAIR), NPAIR);
 	CHECK_EQ(get(sp, "store_slots"), NPAIR);
@@ -97,8 +103,7 @@ int main(void)
 	CHECK_EQ(recv_byte(a.ack, 30000), 'K');
 	kill_client(&a);
 
-	struct child b = child_start(client, 1);
-
+	send_byte(b.cmd, 'g');
 	CHECK_EQ(recv_byte(b.ack, 30000), 'r');
 	CHECK_EQ(scan_until(sp, "pages_sharing", NPAIR), NPAIR);	/* B's */
 	for (int k = 0; k < 4; k++) {	/* (the daemon looks once a second) */
@@ -124,8 +129,7 @@ int main(void)
 	CHECK_EQ(scan_until(sp, "store_pages", 0), 0);
 	CHECK_EQ(scan_until(sp, "store_pages_spent", 0), 0);
 	/* and a new client's merges reuse them */
-	struct child c = child_start(client, 2);
-
+	send_byte(c.cmd, 'g');
 	CHECK_EQ(recv_byte(c.ack, 30000), 'r');
 	CHECK_EQ(scan_until(sp, "pages_sharing", NPAIR), NPAIR);
 	CHECK_EQ(get(sp, "store_slots"), 2 * NPAIR);
