@@ -42,13 +42,9 @@ static void check(const char *mem, int who, const char *name)
 		}
 }
 
-/* A client, on 'g': merge its pairs, say 'r'; idx 0 then makes K on 'k'.
- * (Every process is forked before the test connects: a process with
- * threads does not fork here.) */
+/* A client: merge its pairs, say 'r'; idx 0 then makes K on 'k'. */
 static void client(int cmd, int ack, int idx)
 {
-	if (recv_byte(cmd, 120000) != 'g')
-		_exit(1);
 	struct samepage *sp = connect_daemon();
 	size_t len = 2 * NPAIR * page_size();
 	char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -91,11 +87,9 @@ int main(void)
 	CHECK_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 	daemon_socket();
 	pid_t dpid = daemon_start();
-	struct child a = child_start(client, 0), b = child_start(client, 1);
-	struct child c = child_start(client, 2);
 	struct samepage *sp = connect_daemon();
+	struct child a = child_start(client, 0);
 
-	send_byte(a.cmd, 'g');
 	CHECK_EQ(recv_byte(a.ack, 30000), 'r');
 	CHECK_EQ(scan_until(sp, "pages_sharing", NPAIR), NPAIR);
 	CHECK_EQ(get(sp, "store_slots"), NPAIR);
@@ -103,7 +97,8 @@ int main(void)
 	CHECK_EQ(recv_byte(a.ack, 30000), 'K');
 	kill_client(&a);
 
-	send_byte(b.cmd, 'g');
+	struct child b = child_start(client, 1);
+
 	CHECK_EQ(recv_byte(b.ack, 30000), 'r');
 	CHECK_EQ(scan_until(sp, "pages_sharing", NPAIR), NPAIR);	/* B's */
 	for (int k = 0; k < 4; k++) {	/* (the daemon looks once a second) */
@@ -129,7 +124,8 @@ int main(void)
 	CHECK_EQ(scan_until(sp, "store_pages", 0), 0);
 	CHECK_EQ(scan_until(sp, "store_pages_spent", 0), 0);
 	/* and a new client's merges reuse them */
-	send_byte(c.cmd, 'g');
+	struct child c = child_start(client, 2);
+
 	CHECK_EQ(recv_byte(c.ack, 30000), 'r');
 	CHECK_EQ(scan_until(sp, "pages_sharing", NPAIR), NPAIR);
 	CHECK_EQ(get(sp, "store_slots"), 2 * NPAIR);
