@@ -51,10 +51,10 @@
  * Death: end of file on a client's socket, or its pidfd, make it an
  * exiting mm (ksm_exit) at the next point where no engine call is running:
  * its records go, the store pages they counted go when no one else maps
- * them.  A store page sent to an agent is held by it until it releases it,
- * and what a gone client held waits for its process to exit and for no
- * process to map it (store.c); a free store page is punched out and
- * handed out again.
+ * them.  A store page once sent to any agent is never handed out again
+ * (a stopped or disconnected agent may still map it later); the memory of
+ * such pages returns when their domain has no clients left and its memfd
+ * is closed (the kernel frees it when the last mapping goes).
  */
 #ifndef SAMEPAGE_DAEMON_H
 #define SAMEPAGE_DAEMON_H
