@@ -1,27 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store.c - the stores of a merge domain: one memfd per node, its slots
- * and their counts.
+ * store.c - the stores of a merge domain: one sealed memfd per node, its
+ * slots and their counts.
  *
  * The memfd is mapped here once, MAP_SHARED read-write (the view: the
  * daemon writes a new KSM page's content there, and the engine compares
- * against it), sealed against resizing (F_SEAL_SHRINK | F_SEAL_GROW), made
- * the daemon's alone (mode 0400) and reopened O_RDONLY through
- * /proc/self/fd for the clients: a read-only descriptor cannot write,
- * truncate, punch or be mapped shared and writable, and may still be
- * mapped MAP_PRIVATE read-write (a write there copies).  cross-process.md.
+ * against it), then sealed: F_SEAL_SHRINK | F_SEAL_GROW |
+ * F_SEAL_FUTURE_WRITE (no new writable mapping, no write(2), no truncate,
+ * no hole punch: not even ours), and reopened O_RDONLY through /proc/self/fd
+ * for the clients (a read-only fd cannot write, and may still be mapped
+ * MAP_PRIVATE read-write: a write there copies).  cross-process.md.
  *
  * Slots: a slot is free, or counted (the records of clients and the merges
  * pending that name it), or spent: counted no more, but held by an agent
- * it was named to.  An agent holds a slot from the MERGE (or the RECORDS of
- * a fork) that names it until it says RELEASE: its quarantine
- * (src/linux/store.c) found that neither it nor any child of it (however
- * made: its canaries) can map the slot any more.  A spent slot's content
- * must never change; once no agent holds it, it is free: its page is
- * punched out (the memory goes back) and the slot may get new content.
- * What a gone client held waits for its process to exit and for no
- * process to map it (below).  A slot never named to any agent (a make_ksm
- * whose merge was refused) is free again at once.
+ * it was named to.  An agent holds a slot from the MERGE that names it
+ * until it says RELEASE: its quarantine (src/linux/store.c) found that
+ * neither it nor any child of it (however made: its canaries) can map the
+ * slot any more.  A spent slot's content must never change; once no agent
+ * holds it, it is free and may get new content.  An agent that dies, or
+ * stops answering, never releases what it held (a child the daemon does
+ * not know of may map it): those slots stay spent until the domain's
+ * memfd goes (sd_store_fini, when the domain has no clients: the kernel
+ * frees the file when its last mapping goes).  A fork's slots, inherited
+ * from its parent, are its parent's to release.  Memory is not given back
+ * by a slot that becomes free (the memfd is sealed: no hole punch), but it
+ * is reused, so the store grows no larger than the slots in use and spent.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +42,9 @@
 
 #include "daemon.h"
 
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
 
 static int store_open(struct sd_domain *dom, int nid, struct sd_store *st)
 {
@@ -67,18 +73,10 @@ static int store_open(struct sd_domain *dom, int nid, struct sd_store *st)
 			(void)mbind(st->view, bytes, MPOL_PREFERRED, mask, sizeof(mask) * 8, 0);
 		}
 	}
-	/*
-	 * Clients may only read: they get an O_RDONLY descriptor (no write,
-	 * no truncate, no hole punch, no writable shared mapping), and the
-	 * file is ours alone (mode 0400), so that reopening it through
-	 * /proc/PID/fd gives them no more.  Not F_SEAL_FUTURE_WRITE: it would
-	 * forbid our own hole punches too, and a free slot's page must go
-	 * back.  A client of the daemon's uid, or root, could change the mode
-	 * back; such a process may ptrace the daemon anyway.
-	 */
-	if (fchmod(st->fd, 0400))
-		return -errno;
-	(void)fcntl(st->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	/* (older kernels lack FUTURE_WRITE: the read-only fd still protects) */
+	if (fcntl(st->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE))
+		(void)fcntl(st->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+	(void)fcntl(st->fd, F_ADD_SEALS, F_SEAL_SEAL);
 	char proc[64];
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", st->fd);
@@ -212,21 +210,6 @@ uint32_t sd_slot_alloc(struct sd_domain *dom, int nid)
 	return (uint32_t)(((uint64_t)nid << d->node_shift) | off) + 1;
 }
 
-/* Slot @id is free: no process maps it, none can later.  Its page goes
- * back to the machine (a zero slot's is a hole already). */
-static void slot_free(struct sd_domain *dom, uint32_t id)
-{
-	struct sd_daemon *d = dom->d;
-	struct sd_slot *s = sd_slot_get(dom, id);
-	struct sd_store *st = &dom->store[slot_nid_of(d, id)];
-
-	if (!(s->flags & SD_SLOT_ZERO))
-		(void)fallocate(st->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				(off_t)(slot_off_of(d, id) << d->page_shift), (off_t)d->page);
-	s->flags = 0;
-	st->free++;
-}
-
 /* One count of slot @id goes. */
 void sd_slot_put(struct sd_domain *dom, uint32_t id)
 {
@@ -246,7 +229,9 @@ void sd_slot_put(struct sd_domain *dom, uint32_t id)
 		dom->store_spent++;
 		return;
 	}
-	slot_free(dom, id);	/* no agent may map it */
+	/* no agent may map it: its old content may be overwritten */
+	s->flags = 0;
+	st->free++;
 }
 
 /* ------------------------------------------------------------------------
@@ -349,8 +334,9 @@ static void slot_unhold(struct sd_domain *dom, uint32_t id)
 		return;
 	if (s->flags & SD_SLOT_USED)
 		return;		/* (counted still: free when it goes) */
+	s->flags = 0;
 	dom->store_spent--;
-	slot_free(dom, id);
+	dom->store[slot_nid_of(dom->d, id)].free++;
 }
 
 /* @c's agent will never map slots @ids again. */
