@@ -7,9 +7,7 @@
  * finds no child that could map them and releases them; the slots are
  * free again (store_pages and store_pages_spent 0).  Five rounds, new
  * content each time: the store never grows past NPAIR slots (store_slots),
- * and every page reads what was written last.  A fork of the client (a
- * client of its own) maps them too: after both wrote, they stay spent while
- * it lives, and come back once it is gone.  A client that closes its
+ * and every page reads what was written last.  A client that closes its
  * handle while merged gives its slots back too.  (What a client that dies
  * held stays spent: a child of it the daemon does not know may map it.)
  * Before slots were released they were never handed out again:
@@ -60,34 +58,13 @@ static void check(int round, bool unique, const char *who)
 		}
 }
 
-/* The client: 'f' fill round r (next byte), 'u' unique, 'c' check, 'k'
- * fork, 'w' the fork writes, 'x' the fork exits, 'q' quit. */
-/* The fork of the client: 'w' write its own content, 'x' exit. */
-static void kid_main(int cmd, int ack, int round)
-{
-	check(round, false, "the fork, before its writes");
-	send_byte(ack, 'r');
-	for (;;) {
-		int c = recv_byte(cmd, 120000);
-
-		if (c == 'w') {
-			fill_unique(round + 0x40);
-			check(round + 0x40, true, "the fork");
-			send_byte(ack, 'd');
-		} else {
-			check(round + 0x40, true, "the fork, at exit");
-			_exit(0);
-		}
-	}
-}
-
+/* The client: 'f' fill round r (next byte), 'u' unique, 'c' check, 'q' quit. */
 static void client(int cmd, int ack, int idx)
 {
 	(void)idx;
 	struct samepage *sp = connect_daemon();
 	size_t len = 2 * NPAIR * page_size();
-	int round = 0, kc[2], ka[2];
-	pid_t kid = -1;
+	int round = 0;
 
 	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(mem != MAP_FAILED);
@@ -106,22 +83,6 @@ static void client(int cmd, int ack, int idx)
 			check(round, true, "client");
 		} else if (c == 'c') {
 			check(round, false, "client before its writes");
-		} else if (c == 'k') {	/* a fork: a client of its own */
-			CHECK(pipe(kc) == 0 && pipe(ka) == 0);
-			kid = fork();
-			CHECK(kid >= 0);
-			if (kid == 0)
-				kid_main(kc[0], ka[1], round);
-			CHECK_EQ(recv_byte(ka[0], 30000), 'r');
-		} else if (c == 'w') {
-			send_byte(kc[1], 'w');
-			CHECK_EQ(recv_byte(ka[0], 30000), 'd');
-		} else if (c == 'x') {
-			int st;
-
-			send_byte(kc[1], 'x');
-			CHECK(waitpid(kid, &st, 0) == kid);
-			CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 		} else {
 			break;
 		}
@@ -168,35 +129,14 @@ int main(void)
 			     spent);
 		CHECK_EQ(get(sp, "pages_sharing"), 0);
 	}
-	/* a fork maps them too: they wait for both, and come back once both
-	 * wrote and the fork is gone */
-	send_byte(ch.cmd, 'f');
-	ask(&ch, (char)(ROUNDS + 1));
-	CHECK_EQ(scan_until(sp, "pages_sharing", NPAIR), NPAIR);
-	ask(&ch, 'k');
-	ask(&ch, 'u');
-	ask(&ch, 'w');
-	CHECK_EQ(scan_until(sp, "store_pages", 0), 0);
-	for (int k = 0; k < 4; k++) {
-		CHECK_EQ(samepage_scan_full(sp, 1), 0);
-		usleep(300 * 1000);
-	}
-	long spent = get(sp, "store_pages_spent");
-
-	printf("both wrote, the fork alive: store_pages 0, store_pages_spent %ld\n", spent);
-	CHECK_EQ(spent, NPAIR);	/* (each may have a child that maps them) */
-	ask(&ch, 'x');
-	CHECK_EQ(scan_until(sp, "store_pages_spent", 0), 0);
-	CHECK_EQ(get(sp, "store_slots"), NPAIR);
-
 	/* merged, then samepage_close(): private pages, and the slots back */
 	send_byte(ch.cmd, 'f');
-	ask(&ch, (char)(ROUNDS + 2));
+	ask(&ch, (char)(ROUNDS + 1));
 	CHECK_EQ(scan_until(sp, "pages_sharing", NPAIR), NPAIR);
 	send_byte(ch.cmd, 'q');
 	CHECK_EQ(child_wait(&ch), 0);
 	CHECK_EQ(scan_until(sp, "store_pages", 0), 0);
-	spent = get(sp, "store_pages_spent");
+	long spent = get(sp, "store_pages_spent");
 
 	printf("after the client closed: store_pages 0, store_pages_spent %ld\n", spent);
 	CHECK_EQ(spent, 0);

@@ -398,9 +398,6 @@ void sd_take_records(struct sd_daemon *d, struct sd_client *c, const struct sp_m
 			continue;
 		s->count++;
 		r->rec[q[k].vpn - r->start] = zero ? (REC_ANON | q[k].slot) : q[k].slot;
-		/* it maps the slot (its parent's copy): it holds it too, until
-		 * its own quarantine releases it */
-		sd_slot_sent(c, q[k].slot);
 	}
 	c->pm_gen++;
 }
