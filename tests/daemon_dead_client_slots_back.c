@@ -74,6 +74,21 @@ static void client(int cmd, int ack, int idx)
 	_exit(0);
 }
 
+static long scan_until(struct samepage *sp, const char *name, long want)
+{
+	uint64_t until = now_ms() + 20000;
+	long v;
+
+	do {
+		CHECK_EQ(samepage_scan_full(sp, 1), 0);
+		v = get(sp, name);
+		if (v == want)
+			return v;
+		usleep(100 * 1000);
+	} while (now_ms() < until);
+	return v;
+}
+
 static void kill_client(struct child *ch)
 {
 	kill(ch->pid, SIGKILL);

@@ -98,6 +98,22 @@ static void ask(struct child *ch, char c)
 	CHECK_EQ(recv_byte(ch->ack, 60000), 'd');
 }
 
+/* Scan until @name reads @want (at most 20 s); its last value. */
+static long scan_until(struct samepage *sp, const char *name, long want)
+{
+	uint64_t until = now_ms() + 20000;
+	long v;
+
+	do {
+		CHECK_EQ(samepage_scan_full(sp, 1), 0);
+		v = get(sp, name);
+		if (v == want)
+			return v;
+		usleep(100 * 1000);	/* (the agent's quarantine looks every 250 ms) */
+	} while (now_ms() < until);
+	return v;
+}
+
 int main(void)
 {
 	need_uffd("daemon_store_slots_reused");

@@ -239,21 +239,4 @@ static inline uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Full scans until counter @name reads @want (at most 20 s; the agents'
- * quarantines look every 250 ms); its last value. */
-static inline long scan_until(struct samepage *sp, const char *name, long want)
-{
-	uint64_t until = now_ms() + 20000;
-	long v;
-
-	do {
-		CHECK_EQ(samepage_scan_full(sp, 1), 0);
-		v = get(sp, name);
-		if (v == want)
-			return v;
-		usleep(100 * 1000);
-	} while (now_ms() < until);
-	return v;
-}
-
 #endif /* SAMEPAGE_TESTS_DAEMON_UTIL_H */
