@@ -105,7 +105,6 @@ static void client_free(struct sd_daemon *d, struct sd_client *c)
 	if (c->dom) {
 		void *mm = (void *)(uintptr_t)c->id;
 
-		sd_orphans_add(c);	/* (before its domain may go) */
 		ksm_exit(c->dom->ksm, mm);
 		/* (its KSM zero pages went with ksm_exit) */
 		c->nbatch = 0;
@@ -119,6 +118,7 @@ static void client_free(struct sd_daemon *d, struct sd_client *c)
 	for (size_t i = 0; i < c->nranges; i++)
 		free(c->ranges[i].rec);
 	free(c->ranges);
+	/* (what its agent held stays spent: a child of it may map it) */
 	sd_held_free(&c->held);
 	sd_client_close_os(d, c);
 	while (c->stash) {
@@ -255,7 +255,6 @@ static int hello(struct sd_daemon *d, struct sd_client *c, const struct sp_msg *
 	if (h->arg[1] != d->page)
 		return -EINVAL;
 	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
-	c->start = sd_proc_start_time(c->pid);	/* (after the pidfd: the same process) */
 	if (c->pidfd < 0)
 		return -errno;
 	int err = sd_client_open_os(d, c);
@@ -485,13 +484,11 @@ static void *scanner_main(void *arg)
 			sp_deadline_in(&ts, 1000);
 			pthread_cond_timedwait(&d->wake, &d->lock, &ts);
 			d->gen++;
-			sd_orphans_check(d);
 			continue;
 		}
 		for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
 			(void)ksm_do_scan(dom->ksm, ksm_pages_to_scan(d->knobs), NULL);
 		sd_reap(d);
-		sd_orphans_check(d);
 		handle_stashed(d);
 		unsigned long ms = ksm_sleep_millisecs(d->knobs);
 

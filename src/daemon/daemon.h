@@ -98,8 +98,6 @@ struct sd_held {
 struct sd_store {
 	int fd;			/* memfd, sealed; ours is read-write */
 	int ro_fd;		/* the same file reopened O_RDONLY: what clients get */
-	uint64_t ino;		/* the memfd's, as /proc/PID/maps shows it */
-	unsigned int dev_major, dev_minor;
 	char *view;		/* MAP_SHARED read-write: slots are written here */
 	uint64_t cap;		/* pages */
 	uint64_t hwm;		/* slots [0, hwm) were handed out once */
@@ -123,17 +121,6 @@ struct sd_domain {
 	int nclients;
 	long store_pages;		/* slots counted, all nodes */
 	long store_spent;		/* slots not counted that agents still hold */
-	struct sd_orphans *orphans;	/* what gone clients held (store.c) */
-};
-
-/* The slots a gone client's agent held: free once its process has exited
- * and no process maps them any more (store.c). */
-struct sd_orphans {
-	struct sd_orphans *next;
-	int pidfd;		/* the client's: readable once it exited */
-	unsigned long long start;	/* its start time (sd_proc_start_time) */
-	uint32_t n;
-	uint32_t ids[];
 };
 
 struct sd_range {
@@ -170,7 +157,6 @@ struct sd_client {
 	int fd;			/* the connection */
 	int pidfd;		/* -1 for control connections */
 	pid_t pid;
-	unsigned long long start;	/* its start time, 0 unknown (store.c) */
 	uid_t uid;
 	gid_t gid;
 	bool hello;		/* said hello */
@@ -235,7 +221,6 @@ struct sd_daemon {
 					 * engine may receive answers into rx) */
 	char out[SP_MSG_MAX];		/* reply text (lock held) */
 	long merges, merges_refused;
-	uint64_t orphans_checked_ms;	/* last look at what gone clients held */
 };
 
 /* daemon.c */
@@ -259,9 +244,6 @@ void sd_slot_put(struct sd_domain *dom, uint32_t id);
 void sd_slot_sent(struct sd_client *c, uint32_t id);
 void sd_slot_released(struct sd_client *c, const uint32_t *ids, uint32_t n);
 void sd_held_free(struct sd_held *h);
-void sd_orphans_add(struct sd_client *c);
-unsigned long long sd_proc_start_time(pid_t pid);
-void sd_orphans_check(struct sd_daemon *d);
 long sd_store_spent(struct sd_daemon *d);
 long sd_store_slots(struct sd_daemon *d);
 long sd_store_pages(struct sd_daemon *d);

@@ -33,11 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <poll.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -84,13 +80,6 @@ static int store_open(struct sd_domain *dom, int nid, struct sd_store *st)
 	if (st->ro_fd < 0)
 		return -errno;
 	st->cap = d->cap;
-	struct stat sb;
-
-	if (fstat(st->fd, &sb))
-		return -errno;
-	st->ino = (uint64_t)sb.st_ino;
-	st->dev_major = major(sb.st_dev);
-	st->dev_minor = minor(sb.st_dev);
 	return 0;
 }
 
@@ -114,13 +103,6 @@ int sd_store_init(struct sd_domain *dom)
 
 void sd_store_fini(struct sd_domain *dom)
 {
-	while (dom->orphans) {
-		struct sd_orphans *o = dom->orphans;
-
-		dom->orphans = o->next;
-		close(o->pidfd);
-		free(o);
-	}
 	if (!dom->store)
 		return;
 	for (int n = 0; n < dom->d->nr_nodes; n++) {
@@ -325,28 +307,22 @@ void sd_slot_sent(struct sd_client *c, uint32_t id)
 		s->holders = 1;	/* (no memory to note it: spent for good) */
 }
 
-/* One agent that held slot @id holds it no more. */
-static void slot_unhold(struct sd_domain *dom, uint32_t id)
-{
-	struct sd_slot *s = sd_slot_get(dom, id);
-
-	if (!s || !s->holders || --s->holders)
-		return;
-	if (s->flags & SD_SLOT_USED)
-		return;		/* (counted still: free when it goes) */
-	s->flags = 0;
-	dom->store_spent--;
-	dom->store[slot_nid_of(dom->d, id)].free++;
-}
-
 /* @c's agent will never map slots @ids again. */
 void sd_slot_released(struct sd_client *c, const uint32_t *ids, uint32_t n)
 {
 	struct sd_domain *dom = c->dom;
 
-	for (uint32_t k = 0; k < n; k++)
-		if (held_del(&c->held, ids[k]))
-			slot_unhold(dom, ids[k]);
+	for (uint32_t k = 0; k < n; k++) {
+		struct sd_slot *s = sd_slot_get(dom, ids[k]);
+
+		if (!s || !held_del(&c->held, ids[k]) || !s->holders || --s->holders)
+			continue;
+		if (s->flags & SD_SLOT_USED)
+			continue;	/* (counted still: free when it goes) */
+		s->flags = 0;
+		dom->store_spent--;
+		dom->store[slot_nid_of(dom->d, ids[k])].free++;
+	}
 }
 
 long sd_store_spent(struct sd_daemon *d)
@@ -376,265 +352,4 @@ long sd_store_pages(struct sd_daemon *d)
 	for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
 		n += dom->store_pages;
 	return n;
-}
-
-/* ------------------------------------------------------------------------
- * What gone clients held.
- *
- * A client's agent that is gone never releases the slots it was named: a
- * process the daemon does not know (a child made by _Fork or a raw clone,
- * or a grandchild) may still map them, through a private mapping of the
- * store it inherited.  Once the client's process has exited (its pidfd is
- * readable: a client that only disconnected, or stopped answering, may
- * still map a slot of a late request, and its slots stay spent), the
- * daemon looks at every process's mappings (/proc/PID/maps): a slot that
- * no private mapping of its store covers is released for that client.
- * Nothing can map such a slot later: only agents map slots, when the
- * daemon names one, and a fork copies only the mappings its parent has.
- * Processes are read pass after pass until a pass finds none that it had
- * not read (a process is its pid and start time), so that a child forked
- * by a mapper during the look, which then drops its own mapping, is read
- * too.  A process whose mappings cannot be read (another user's for a
- * daemon that is not root, or one of another user namespace) keeps what
- * clients started no later than it held (it may descend from them; not
- * from a client started after it).  At most once a second, while there is
- * anything to release.
- * --------------------------------------------------------------------- */
-#define SD_ORPHANS_EVERY_MS	1000
-#define SD_ORPHANS_PASSES	8
-
-/* @c is going: what its agent held waits for its process to exit. */
-void sd_orphans_add(struct sd_client *c)
-{
-	struct sd_held *h = &c->held;
-
-	if (!c->dom || !h->n || c->pidfd < 0)
-		return;	/* (without a pidfd: spent for good) */
-	struct sd_orphans *o = malloc(sizeof(*o) + (size_t)h->n * sizeof(o->ids[0]));
-
-	if (!o)
-		return;
-	o->pidfd = dup(c->pidfd);
-	if (o->pidfd < 0) {
-		free(o);
-		return;
-	}
-	o->n = 0;
-	o->start = c->start;
-	for (uint32_t k = 0; k < h->cap; k++)
-		if (h->v[k] && h->v[k] != SD_HELD_GONE)
-			o->ids[o->n++] = h->v[k];
-	o->next = c->dom->orphans;
-	c->dom->orphans = o;
-}
-
-static bool exited(int pidfd)
-{
-	struct pollfd p = { .fd = pidfd, .events = POLLIN };
-
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-}
-
-/* Private mappings of the stores: [off, off + n) slots of a store. */
-struct sd_mapped {
-	const struct sd_store *st;
-	uint64_t off, n;
-};
-
-struct sd_look {
-	struct sd_mapped *m;
-	size_t n, cap;
-	struct { pid_t pid; unsigned long long start; } *seen;
-	size_t nseen, capseen;
-	bool blind;	/* the look failed: nothing is released */
-	unsigned long long unread;	/* latest start of a process not read */
-};
-
-unsigned long long sd_proc_start_time(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long long t = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return 0;
-	ssize_t got = read(fd, buf, sizeof(buf) - 1);
-
-	close(fd);
-	if (got <= 0)
-		return 0;
-	buf[got] = 0;
-	char *p = strrchr(buf, ')');
-
-	/* fields after the name: state is the 3rd, starttime the 22nd */
-	for (int f = 2; p && f < 22; f++)
-		p = strchr(p + 1, ' ');
-	if (p)
-		t = strtoull(p + 1, NULL, 10);
-	return t;
-}
-
-static bool seen_before(struct sd_look *l, pid_t pid, unsigned long long start)
-{
-	for (size_t k = 0; k < l->nseen; k++)
-		if (l->seen[k].pid == pid && l->seen[k].start == start)
-			return true;
-	if (l->nseen == l->capseen) {
-		size_t cap = l->capseen ? 2 * l->capseen : 256;
-		void *v = realloc(l->seen, cap * sizeof(l->seen[0]));
-
-		if (!v) {
-			l->blind = true;
-			return true;
-		}
-		l->seen = v;
-		l->capseen = cap;
-	}
-	l->seen[l->nseen].pid = pid;
-	l->seen[l->nseen++].start = start;
-	return false;
-}
-
-/* The private mappings of our stores in process @pid (started at @t). */
-static void read_maps(struct sd_daemon *d, struct sd_look *l, pid_t pid,
-		      unsigned long long t)
-{
-	char path[64], line[512];
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	FILE *f = fopen(path, "re");
-
-	if (!f) {
-		/* (gone meanwhile: nothing of it left) */
-		if (errno != ENOENT && errno != ESRCH && t > l->unread)
-			l->unread = t;
-		return;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long a, b, off, ino;
-		unsigned int ma, mi;
-		char perms[8];
-
-		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &a, &b, perms, &off, &ma, &mi,
-			   &ino) != 7 || perms[3] != 'p' || !ino)
-			continue;
-		for (struct sd_domain *dom = d->domains; dom; dom = dom->next) {
-			for (int k = 0; dom->store && k < d->nr_nodes; k++) {
-				const struct sd_store *st = &dom->store[k];
-
-				if (st->ino != ino || st->dev_major != ma || st->dev_minor != mi)
-					continue;
-				if (l->n == l->cap) {
-					size_t cap = l->cap ? 2 * l->cap : 64;
-					void *v = realloc(l->m, cap * sizeof(l->m[0]));
-
-					if (!v) {
-						l->blind = true;
-						break;
-					}
-					l->m = v;
-					l->cap = cap;
-				}
-				l->m[l->n++] = (struct sd_mapped){
-					.st = st, .off = off >> d->page_shift,
-					.n = (b - a) >> d->page_shift,
-				};
-			}
-		}
-	}
-	if (ferror(f))
-		l->blind = true;
-	fclose(f);
-}
-
-/* Every process's mappings, pass after pass; false if not all were read. */
-static bool look(struct sd_daemon *d, struct sd_look *l)
-{
-	for (int pass = 0; pass < SD_ORPHANS_PASSES && !l->blind; pass++) {
-		DIR *dir = opendir("/proc");
-		struct dirent *e;
-		bool fresh = false;
-
-		if (!dir)
-			return false;
-		while ((e = readdir(dir))) {
-			char *end;
-			long pid = strtol(e->d_name, &end, 10);
-
-			if (*end || pid <= 0)
-				continue;
-			unsigned long long t = sd_proc_start_time((pid_t)pid);
-
-			if (!t || seen_before(l, (pid_t)pid, t))
-				continue;	/* (gone already, or read) */
-			fresh = true;
-			read_maps(d, l, (pid_t)pid, t);
-		}
-		closedir(dir);
-		if (!fresh)
-			return !l->blind;
-	}
-	return false;
-}
-
-static bool mapped(const struct sd_look *l, const struct sd_store *st, uint64_t off)
-{
-	for (size_t k = 0; k < l->n; k++)
-		if (l->m[k].st == st && off >= l->m[k].off && off < l->m[k].off + l->m[k].n)
-			return true;
-	return false;
-}
-
-/* Release what exited clients held and nobody maps (lock held). */
-void sd_orphans_check(struct sd_daemon *d)
-{
-	bool due = false;
-	uint64_t now = sp_now_ms();
-
-	if (now < d->orphans_checked_ms + SD_ORPHANS_EVERY_MS)
-		return;
-	for (struct sd_domain *dom = d->domains; dom && !due; dom = dom->next)
-		for (struct sd_orphans *o = dom->orphans; o && !due; o = o->next)
-			due = exited(o->pidfd);
-	if (!due)
-		return;
-	d->orphans_checked_ms = now;
-	struct sd_look l = { 0 };
-
-	if (look(d, &l)) {
-		for (struct sd_domain *dom = d->domains; dom; dom = dom->next) {
-			for (struct sd_orphans **pp = &dom->orphans; *pp;) {
-				struct sd_orphans *o = *pp;
-				uint32_t keep = 0;
-
-				/* (a process not read may descend from it) */
-				if (!exited(o->pidfd) || !o->start || o->start <= l.unread) {
-					pp = &o->next;
-					continue;
-				}
-				for (uint32_t k = 0; k < o->n; k++) {
-					uint32_t id = o->ids[k];
-					int nid = slot_nid_of(d, id);
-
-					if (nid < d->nr_nodes &&
-					    mapped(&l, &dom->store[nid], slot_off_of(d, id)))
-						o->ids[keep++] = id;
-					else
-						slot_unhold(dom, id);
-				}
-				o->n = keep;
-				if (keep) {
-					pp = &o->next;
-					continue;
-				}
-				*pp = o->next;
-				close(o->pidfd);
-				free(o);
-			}
-		}
-	}
-	free(l.m);
-	free(l.seen);
 }
