@@ -811,13 +811,6 @@ void sp_agent_stop(struct samepage *sp)
 }
 
 /* After the pages are private again: hang up (the daemon forgets us). */
-/* At close, after the unmerge (the agent thread stopped): what no child
- * of ours can map goes back to the daemon now. */
-void sp_agent_goodbye(struct samepage *sp)
-{
-	send_releases(sp, sp->agent);
-}
-
 void sp_agent_free(struct samepage *sp)
 {
 	struct sp_agent *a = sp->agent;

@@ -728,8 +728,6 @@ int samepage_close(struct samepage *sp)
 					 sp->ranges[i].end - sp->ranges[i].start);
 	if (ksm_mm_registered(sp->ksm, sp))
 		ksm_exit(sp->ksm, sp);
-	if (sp->agent)
-		sp_agent_goodbye(sp);
 	destroy(sp);
 	if (err)
 		sp_set_error("samepage_close: unmerging failed: %s", strerror(-err));

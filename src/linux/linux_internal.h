@@ -478,7 +478,6 @@ void sp_agent_stop(struct samepage *sp);
 size_t sp_agent_state_size(void);	/* the mapping sp->agent points to */
 void sp_agent_free(struct samepage *sp);
 void sp_agent_slot_gone(struct samepage *sp, uint32_t id);	/* lock held */
-void sp_agent_goodbye(struct samepage *sp);
 
 /* For tests: open with hooks; reach the engine and the backend. */
 int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts);
