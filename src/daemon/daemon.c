@@ -118,8 +118,6 @@ static void client_free(struct sd_daemon *d, struct sd_client *c)
 	for (size_t i = 0; i < c->nranges; i++)
 		free(c->ranges[i].rec);
 	free(c->ranges);
-	/* (what its agent held stays spent: a child of it may map it) */
-	sd_held_free(&c->held);
 	sd_client_close_os(d, c);
 	while (c->stash) {
 		struct sd_stash *s = c->stash;
@@ -328,10 +326,6 @@ static void handle(struct sd_daemon *d, struct sd_client *c, const struct sp_msg
 		}
 		err = sd_set_ranges(d, c, payload, h->count, h->arg[0], h->arg[1]);
 		break;
-	case SP_MSG_RELEASE:
-		if (!c->control && c->dom && plen == (size_t)h->count * sizeof(uint32_t))
-			sd_slot_released(c, payload, h->count);
-		return;		/* (no answer, even to garbage: nobody waits) */
 	case SP_MSG_RECORDS: {
 		uint8_t ok[SP_BATCH_MAX];
 

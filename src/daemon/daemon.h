@@ -78,20 +78,12 @@
 /* Store slot flags (store.c). */
 #define SD_SLOT_USED	0x1	/* counted: some record or pending merge names it */
 #define SD_SLOT_ZERO	0x2	/* content all zeros: agents map it anonymously */
-#define SD_SLOT_SENT	0x4	/* named to an agent: free again only once no agent
-				 * holds it (store.c) */
+#define SD_SLOT_SENT	0x4	/* named to an agent once: never handed out again */
 
 struct sd_slot {
 	struct stable_node *node;	/* the engine's back pointer */
 	uint32_t count;			/* records and pending merges naming it */
-	uint32_t holders;		/* agents named it and not released it */
 	uint8_t flags;
-};
-
-/* The slots an agent was named and has not released: a set of ids. */
-struct sd_held {
-	uint32_t *v;		/* [cap], 0 empty, SD_HELD_GONE a tombstone */
-	uint32_t cap, n, used;	/* used: n and tombstones */
 };
 
 /* One node's store of one domain. */
@@ -120,7 +112,6 @@ struct sd_domain {
 	struct sd_store *store;		/* [d->nr_nodes] */
 	int nclients;
 	long store_pages;		/* slots counted, all nodes */
-	long store_spent;		/* slots not counted that agents still hold */
 };
 
 struct sd_range {
@@ -180,7 +171,6 @@ struct sd_client {
 	struct sd_pmwin *win_pm[SD_PM_CACHE];
 	uint64_t pm_gen;
 	struct sd_stash *stash, **stash_tail;
-	struct sd_held held;	/* slots its agent may map (store.c) */
 	long merges;		/* pages merged, ever */
 	long merges_refused;	/* ... refused by its agent */
 };
@@ -188,8 +178,6 @@ struct sd_client {
 /* The daemon's own counters (beyond the engines'): name, value. */
 #define SD_COUNTERS(X)					\
 	X(store_pages, sd_store_pages(d))		\
-	X(store_pages_spent, sd_store_spent(d))		\
-	X(store_slots, sd_store_slots(d))		\
 	X(merges, d->merges)				\
 	X(merges_refused, d->merges_refused)		\
 	X(clients, (long)sd_nclients(d))		\
@@ -241,11 +229,6 @@ struct sd_slot *sd_slot_get(struct sd_domain *dom, uint32_t id);
 char *sd_slot_data(struct sd_domain *dom, uint32_t id);
 uint32_t sd_slot_alloc(struct sd_domain *dom, int nid);
 void sd_slot_put(struct sd_domain *dom, uint32_t id);
-void sd_slot_sent(struct sd_client *c, uint32_t id);
-void sd_slot_released(struct sd_client *c, const uint32_t *ids, uint32_t n);
-void sd_held_free(struct sd_held *h);
-long sd_store_spent(struct sd_daemon *d);
-long sd_store_slots(struct sd_daemon *d);
 long sd_store_pages(struct sd_daemon *d);
 
 /* remote.c */

@@ -457,8 +457,13 @@ int sd_flush_client(struct sd_daemon *d, struct sd_client *c)
 			.kind = !(rec & REC_ANON) ? SP_MERGE_FILE :
 				id ? SP_MERGE_ZERO_SLOT : SP_MERGE_ZERO,
 		};
-		if (id)
-			sd_slot_sent(c, id);	/* its agent may map it from now on */
+		if (id) {
+			/* from now on an agent may map it, whatever happens */
+			struct sd_slot *s = sd_slot_get(c->dom, id);
+
+			if (s)
+				s->flags |= SD_SLOT_SENT;
+		}
 	}
 	uint32_t seq = ++c->seq;
 

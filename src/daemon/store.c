@@ -12,19 +12,14 @@
  * MAP_PRIVATE read-write: a write there copies).  cross-process.md.
  *
  * Slots: a slot is free, or counted (the records of clients and the merges
- * pending that name it), or spent: counted no more, but held by an agent
- * it was named to.  An agent holds a slot from the MERGE that names it
- * until it says RELEASE: its quarantine (src/linux/store.c) found that
- * neither it nor any child of it (however made: its canaries) can map the
- * slot any more.  A spent slot's content must never change; once no agent
- * holds it, it is free and may get new content.  An agent that dies, or
- * stops answering, never releases what it held (a child the daemon does
- * not know of may map it): those slots stay spent until the domain's
- * memfd goes (sd_store_fini, when the domain has no clients: the kernel
- * frees the file when its last mapping goes).  A fork's slots, inherited
- * from its parent, are its parent's to release.  Memory is not given back
- * by a slot that becomes free (the memfd is sealed: no hole punch), but it
- * is reused, so the store grows no larger than the slots in use and spent.
+ * pending that name it), or spent: named to an agent once and counted no
+ * more.  A spent slot is never handed out again: an agent that was asked to
+ * map it may still map it (a late answer, a stopped client) and a forked
+ * child of a client may map it, so its content must never change.  Its
+ * memory returns with its domain's memfd (sd_store_fini, when the domain
+ * has no clients: the kernel frees the file when its last mapping goes).
+ * A slot never named to any agent (a make_ksm whose merge was refused) is
+ * free again at once.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -206,143 +201,13 @@ void sd_slot_put(struct sd_domain *dom, uint32_t id)
 	s->node = NULL;
 	st->used--;
 	dom->store_pages--;
-	if (s->holders) {
+	if (s->flags & SD_SLOT_SENT) {
 		s->flags &= SD_SLOT_SENT | SD_SLOT_ZERO;	/* spent */
-		dom->store_spent++;
 		return;
 	}
-	/* no agent may map it: its old content may be overwritten */
+	/* never named to anyone: its old content may be overwritten */
 	s->flags = 0;
 	st->free++;
-}
-
-/* ------------------------------------------------------------------------
- * What each agent holds: an open-addressing set of slot ids.
- * --------------------------------------------------------------------- */
-#define SD_HELD_GONE	0xffffffffu
-
-static uint32_t held_hash(uint32_t id, uint32_t cap)
-{
-	return (id * 2654435761u) & (cap - 1);
-}
-
-static bool held_grow(struct sd_held *h)
-{
-	uint32_t cap = h->cap ? (h->n * 4 >= h->cap ? h->cap * 2 : h->cap) : 256;
-	uint32_t *v = calloc(cap, sizeof(*v));
-
-	if (!v)
-		return false;
-	for (uint32_t k = 0; k < h->cap; k++) {
-		uint32_t id = h->v[k];
-
-		if (!id || id == SD_HELD_GONE)
-			continue;
-		uint32_t i = held_hash(id, cap);
-
-		while (v[i])
-			i = (i + 1) & (cap - 1);
-		v[i] = id;
-	}
-	free(h->v);
-	h->v = v;
-	h->cap = cap;
-	h->used = h->n;
-	return true;
-}
-
-/* Add @id; true if it was not there. */
-static bool held_add(struct sd_held *h, uint32_t id)
-{
-	if ((h->used + 1) * 2 > h->cap && !held_grow(h))
-		return false;	/* (not counted: the caller keeps it spent) */
-	uint32_t i = held_hash(id, h->cap), tomb = UINT32_MAX;
-
-	for (; h->v[i]; i = (i + 1) & (h->cap - 1)) {
-		if (h->v[i] == id)
-			return false;
-		if (h->v[i] == SD_HELD_GONE && tomb == UINT32_MAX)
-			tomb = i;
-	}
-	if (tomb != UINT32_MAX)
-		i = tomb;
-	else
-		h->used++;
-	h->v[i] = id;
-	h->n++;
-	return true;
-}
-
-/* Remove @id; true if it was there. */
-static bool held_del(struct sd_held *h, uint32_t id)
-{
-	if (!h->cap)
-		return false;
-	for (uint32_t i = held_hash(id, h->cap); h->v[i]; i = (i + 1) & (h->cap - 1))
-		if (h->v[i] == id) {
-			h->v[i] = SD_HELD_GONE;
-			h->n--;
-			return true;
-		}
-	return false;
-}
-
-void sd_held_free(struct sd_held *h)
-{
-	free(h->v);
-	*h = (struct sd_held){ 0 };
-}
-
-/* Slot @id is named to @c's agent: it holds it until it releases it. */
-void sd_slot_sent(struct sd_client *c, uint32_t id)
-{
-	struct sd_slot *s = sd_slot_get(c->dom, id);
-
-	if (!s)
-		return;
-	s->flags |= SD_SLOT_SENT;
-	if (held_add(&c->held, id))
-		s->holders++;
-	else if (!(s->holders))
-		s->holders = 1;	/* (no memory to note it: spent for good) */
-}
-
-/* @c's agent will never map slots @ids again. */
-void sd_slot_released(struct sd_client *c, const uint32_t *ids, uint32_t n)
-{
-	struct sd_domain *dom = c->dom;
-
-	for (uint32_t k = 0; k < n; k++) {
-		struct sd_slot *s = sd_slot_get(dom, ids[k]);
-
-		if (!s || !held_del(&c->held, ids[k]) || !s->holders || --s->holders)
-			continue;
-		if (s->flags & SD_SLOT_USED)
-			continue;	/* (counted still: free when it goes) */
-		s->flags = 0;
-		dom->store_spent--;
-		dom->store[slot_nid_of(dom->d, ids[k])].free++;
-	}
-}
-
-long sd_store_spent(struct sd_daemon *d)
-{
-	long n = 0;
-
-	for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
-		n += dom->store_spent;
-	return n;
-}
-
-/* Slots handed out at least once: the stores' size in use, in pages. */
-long sd_store_slots(struct sd_daemon *d)
-{
-	long n = 0;
-
-	for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
-		for (int k = 0; dom->store && k < d->nr_nodes; k++)
-			n += (long)dom->store[k].hwm;
-	return n;
 }
 
 long sd_store_pages(struct sd_daemon *d)

@@ -59,7 +59,6 @@
 #include "proto.h"
 
 #define SP_AGENT_RETRY_MS	200
-#define SP_AGENT_TICK_MS	250	/* while released slots wait for the canaries */
 #define SP_AGENT_WAIT_MS	30000	/* an answer of the daemon, at most */
 
 struct sp_agent {
@@ -85,12 +84,6 @@ struct sp_agent {
 	struct sp_packet reply;		/* the answer to the call waiting */
 	uint64_t ranges[2 * SP_RANGES_MAX] __attribute__((aligned(16)));
 	uint8_t result[SP_BATCH_MAX];
-	/* slots released by our quarantine, to tell the daemon (lock held) */
-	uint32_t rel[SP_RELEASE_MAX];
-	uint32_t nrel;
-	long rel_dropped;		/* beyond rel[]: spent for good */
-	uint32_t rel_out[SP_RELEASE_MAX];	/* (agent thread) */
-	bool tick;			/* (agent thread) slots wait: look again soon */
 };
 
 static void handle_remove(struct samepage *sp);
@@ -107,35 +100,6 @@ size_t sp_agent_state_size(void)
 static void store_drop(struct samepage *sp)
 {
 	sp_store_fini(sp);
-	sp->agent->nrel = 0;	/* (the ids of that store) */
-}
-
-/* Slot @id goes from our table: no mapping of ours or of a child of ours
- * can be left (store.c).  Engine lock held. */
-void sp_agent_slot_gone(struct samepage *sp, uint32_t id)
-{
-	struct sp_agent *a = sp->agent;
-
-	if (a->nrel < SP_RELEASE_MAX)
-		a->rel[a->nrel++] = id;
-	else
-		a->rel_dropped++;	/* (the daemon keeps it spent: safe) */
-}
-
-/* Tell the daemon the slots released since the last time (agent thread,
- * engine lock not held); note whether slots still wait. */
-static void send_releases(struct samepage *sp, struct sp_agent *a)
-{
-	sp_lock(sp);	/* (a lock hold: the quarantine moves on) */
-	uint32_t n = a->nrel;
-
-	memcpy(a->rel_out, a->rel, n * sizeof(a->rel[0]));
-	a->nrel = 0;
-	a->tick = sp->q.n > 0;
-	sp_unlock(sp);
-	if (n && a->fd >= 0)
-		(void)sp_msg_send(a->fd, SP_MSG_RELEASE, 0, 0, n, NULL, a->rel_out,
-				  n * sizeof(a->rel_out[0]), NULL, 0);
 }
 
 static int store_install(struct samepage *sp, const struct sp_packet *pk)
@@ -172,8 +136,6 @@ static int store_install(struct samepage *sp, const struct sp_packet *pk)
 	sp->store = st;
 	sp->nr_nodes = nr;
 	sp->node_shift = shift;
-	/* (without a canary nothing is released: the daemon keeps them) */
-	(void)sp_store_agent_init(sp);
 	return 0;
 }
 
@@ -209,22 +171,13 @@ static struct sp_slot *adopt_slot(struct samepage *sp, uint32_t id, bool zero)
 		st->hwm = off + 1;
 	struct sp_slot *s = &st->slot[off];
 
-	if (s->flags & SLOT_QUARANTINE) {
-		/* released by us, still waiting for children, named again:
-		 * in use again (the quarantine drops it, store.c) */
-		if (zero)
-			return NULL;	/* (a quarantined slot is not a zero one) */
-		s->flags = SLOT_USED | (s->flags & SLOT_QLINKED);
-		s->count = 0;	/* (its gen stays: a child of then may map it) */
-	} else if (!(s->flags & SLOT_USED)) {
-		/* (forks before now cannot map it from us) */
-		*s = (struct sp_slot){ .flags = SLOT_USED | (zero ? SLOT_ZERO : 0),
-				       .nid = (int16_t)nid, .gen = sp_store_open_gen(sp) };
+	if (!(s->flags & SLOT_USED)) {
+		*s = (struct sp_slot){ .flags = SLOT_USED | (zero ? SLOT_ZERO : 0), .count = 1,
+				       .nid = (int16_t)nid };
 		st->used++;
-	} else if (!(s->flags & SLOT_ZERO) != !zero) {
-		return NULL;
 	}
-	s->count++;	/* the request's, until merge_one is done with it */
+	if (!(s->flags & SLOT_ZERO) != !zero)
+		return NULL;
 	return s;
 }
 
@@ -264,27 +217,22 @@ static uint32_t merge_one(struct samepage *sp, const struct sp_merge_req *q)
 	}
 	if (q->kind != SP_MERGE_ZERO && !s)
 		return 0;
-	uint32_t got = 0;
-
-	if (r->rec[i] == rec) {
-		got = rec;		/* already */
-	} else if (sp_page_replaceable(sp, q->vpn, r->rec[i], (rec & REC_ANON) != 0) &&
-		   sp_budget_ok(sp, r, i, rec)) {
-		if (s)
-			s->count++;	/* the page's, if it merges */
-		int err = sp_merge_page(sp, r, i, rec, how,
-					how == CHECK_EQUAL ? slot_data(sp, q->slot) : NULL);
-
-		if (!err)
-			got = rec;
-		else if (s)
-			sp_slot_release(sp, q->slot);
-	}
-	/* (the last count of a slot we never mapped: it goes through the
-	 * quarantine all the same, and is released) */
+	if (r->rec[i] == rec)
+		return rec;		/* already */
+	if (!sp_page_replaceable(sp, q->vpn, r->rec[i], (rec & REC_ANON) != 0) ||
+	    !sp_budget_ok(sp, r, i, rec))
+		return 0;
 	if (s)
-		sp_slot_release(sp, q->slot);
-	return got;
+		s->count++;	/* the page's, if it merges */
+	int err = sp_merge_page(sp, r, i, rec, how,
+				how == CHECK_EQUAL ? slot_data(sp, q->slot) : NULL);
+
+	if (err) {
+		if (s)
+			sp_slot_release(sp, q->slot);
+		return 0;
+	}
+	return rec;
 }
 
 static void do_merge(struct samepage *sp, struct sp_agent *a, const struct sp_packet *pk)
@@ -622,16 +570,10 @@ static void *agent_main(void *arg)
 			{ .fd = sp->stop_pipe[0], .events = POLLIN },
 		};
 
-		int ready = poll(p, 2, a->tick ? SP_AGENT_TICK_MS : -1);
-
-		if (ready < 0)
+		if (poll(p, 2, -1) < 0)
 			continue;
 		if (p[1].revents)
 			break;
-		if (ready == 0) {
-			send_releases(sp, a);
-			continue;
-		}
 		int r = sp_msg_recv(a->fd, &a->rx, MSG_DONTWAIT);
 
 		if (r == -EAGAIN || r == -EBADMSG || r == -EPROTO || r == -EMSGSIZE)
@@ -648,7 +590,6 @@ static void *agent_main(void *arg)
 		}
 		sp_packet_close_fds(pk);
 		dispatch(sp, a, pk);
-		send_releases(sp, a);
 	}
 	return NULL;
 }
@@ -908,11 +849,6 @@ static int reborn(struct samepage *sp)
 		}
 		(void)madvise(st->view, bytes, MADV_DONTFORK);
 	}
-	/* (our parent's releases are its own; ours: the slots the daemon
-	 * names to us from now on, released through our copies of its
-	 * canaries and our own) */
-	a->nrel = 0;
-	a->tick = false;
 	sp_cache_invalidate(sp);
 	sp->pid = getpid();
 	a->forked = true;

@@ -135,7 +135,6 @@
 #define SLOT_USED	0x01	/* allocated (count may be 0 only transiently) */
 #define SLOT_ZERO	0x02	/* content is all zeros: mapped anonymously */
 #define SLOT_QUARANTINE	0x04	/* unused, a child may still map it (store.c) */
-#define SLOT_QLINKED	0x08	/* in a quarantine list (an agent may revive it) */
 
 struct sp_slot {
 	struct stable_node *node;	/* back pointer (set_stable_node) */
@@ -146,7 +145,6 @@ struct sp_slot {
 	uint32_t qnext;			/* next quarantined slot id (0: none) */
 	uint32_t gen;			/* canary generation open at allocation */
 	uint32_t qgen;			/* ... at quarantine */
-	uint64_t qepoch;		/* lock hold of the quarantine */
 };
 
 /* Slots waiting for no child to map them (store.c), linked through qnext. */
@@ -413,8 +411,6 @@ bool sp_arena_owns(const struct sp_arena *a, uintptr_t addr);
 /* store.c */
 int sp_store_init(struct samepage *sp);
 void sp_store_fini(struct samepage *sp);
-int sp_store_agent_init(struct samepage *sp);
-uint32_t sp_store_open_gen(struct samepage *sp);
 int sp_query_slot_nid(struct samepage *sp, uint32_t id);
 uint32_t sp_slot_alloc(struct samepage *sp, int nid, int64_t hint);
 void sp_slot_release(struct samepage *sp, uint32_t id);
@@ -477,7 +473,6 @@ int sp_agent_ranges(struct samepage *sp, uint64_t forget_a, uint64_t forget_b);
 void sp_agent_stop(struct samepage *sp);
 size_t sp_agent_state_size(void);	/* the mapping sp->agent points to */
 void sp_agent_free(struct samepage *sp);
-void sp_agent_slot_gone(struct samepage *sp, uint32_t id);	/* lock held */
 
 /* For tests: open with hooks; reach the engine and the backend. */
 int sp_linux_open_opts(struct samepage **spp, const struct sp_linux_opts *opts);

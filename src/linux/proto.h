@@ -32,7 +32,6 @@
 #define SP_BATCH_MAX		4096		/* pages per MERGE / PRIVATIZE */
 #define SP_RANGES_MAX		((SP_MSG_MAX - sizeof(struct sp_msg)) / 16)
 #define SP_FDS_MAX		16		/* store fds in a HELLO reply */
-#define SP_RELEASE_MAX		16384		/* slot ids per RELEASE */
 
 enum sp_msg_type {
 	/*
@@ -67,13 +66,6 @@ enum sp_msg_type {
 	 *        (-ENODEV: the daemon has none).
 	 */
 	SP_MSG_UFFD,
-	/*
-	 * RELEASE agent: count slot ids (uint32_t) it had been named and
-	 *        will never map again (no mapping of its own, no child's:
-	 *        its quarantine, store.c); no reply.  The daemon hands a slot
-	 *        out again once no agent may map it.
-	 */
-	SP_MSG_RELEASE,
 	/*
 	 * MERGE  daemon: count times struct sp_merge_req; the agent does the
 	 *        critical section (merge.c) for each page; reply payload: count

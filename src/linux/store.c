@@ -155,14 +155,9 @@ static void slot_reclaim(struct samepage *sp, uint32_t id)
 	struct sp_store *st = &sp->store[slot_nid(sp, id)];
 	uint64_t off = slot_off(sp, id);
 
-	if (sp->agent) {
-		/* the daemon's store: it may hand the slot out again once no
-		 * agent may map it (it counts only what it named to us) */
-		sp_agent_slot_gone(sp, id);
-	} else if (!(s->flags & SLOT_ZERO)) {
+	if (!(s->flags & SLOT_ZERO))
 		(void)fallocate(st->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				(off_t)(off << sp->os.page_shift), (off_t)sp->os.page);
-	}
 	s->flags = 0;
 	s->node = NULL;
 	s->qnext = 0;
@@ -208,16 +203,6 @@ static void quarantine_reclaim(struct samepage *sp, bool may_open)
 		bool blocked = false;
 
 		next = s->qnext;
-		if (!(s->flags & SLOT_QUARANTINE)) {
-			/* an agent's, named again by the daemon: in use */
-			s->flags &= (uint8_t)~SLOT_QLINKED;
-			s->qnext = 0;
-			q->n--;
-			continue;
-		}
-		/* quarantined again in this lock hold (revived meanwhile):
-		 * not yet (step 1 above) */
-		blocked = s->qepoch >= q->epoch;
 		/* the canaries left are shared, but the open one maybe */
 		for (int k = 0; k < q->ncanary && !blocked; k++)
 			blocked = q->canary[k].gen >= s->gen && q->canary[k].gen <= s->qgen &&
@@ -353,18 +338,6 @@ int sp_store_init(struct samepage *sp)
 	return canary_init(sp);
 }
 
-/* The canary generation open now (agent.c: a slot named to us). */
-uint32_t sp_store_open_gen(struct samepage *sp)
-{
-	return open_gen(sp);
-}
-
-/* An agent's canary, for the daemon's store it was given (agent.c). */
-int sp_store_agent_init(struct samepage *sp)
-{
-	return canary_init(sp);
-}
-
 /* At close nothing is punched: a child may still map any slot, and the
  * kernel frees the memfd when its last mapping goes. */
 void sp_store_fini(struct samepage *sp)
@@ -372,10 +345,6 @@ void sp_store_fini(struct samepage *sp)
 	for (int k = 0; k < sp->q.ncanary; k++)
 		munmap(sp->q.canary[k].page, sp->os.page);
 	sp->q.ncanary = 0;
-	/* (the slots go with the table: an agent gets a new store) */
-	sp->q.new_head = sp->q.new_tail = sp->q.old_head = sp->q.old_tail = 0;
-	sp->q.n = 0;
-	sp->q.canary_broken = false;
 	if (!sp->store)
 		return;
 	for (int n = 0; n < sp->nr_nodes; n++) {
@@ -485,13 +454,8 @@ void sp_slot_release(struct samepage *sp, uint32_t id)
 		slot_reclaim(sp, id);
 		return;
 	}
-	bool linked = s->flags & SLOT_QLINKED;
-
-	s->flags = SLOT_QUARANTINE | SLOT_QLINKED;
+	s->flags = SLOT_QUARANTINE;
 	s->qgen = open_gen(sp);
-	s->qepoch = q->epoch;
-	if (linked)
-		return;		/* (revived and released again: still listed) */
 	s->qnext = 0;
 	if (q->new_tail)
 		slot_get(sp, q->new_tail)->qnext = id;
