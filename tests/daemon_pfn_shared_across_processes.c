@@ -101,6 +101,14 @@ int main(void)
 	struct samepage *sp = connect_daemon();
 
 	set(sp, "max_page_sharing", 1000);
+	/*
+	 * No smart scan: a page whose first merge was refused (an agent
+	 * slower than the scan, under a sanitizer) has aged by then, and once
+	 * written after its merge it may be skipped for a few full scans,
+	 * still counted as sharing, as with the kernel's KSM (seen: 64
+	 * instead of 63).  This test is about page identity.
+	 */
+	set(sp, "smart_scan", 0);
 	CHECK_EQ(samepage_scan_full(sp, 3), 0);
 	CHECK_EQ(get(sp, "pages_shared"), NPG);
 	CHECK_EQ(get(sp, "pages_sharing"), (NPROC - 1) * NPG);
