@@ -23,37 +23,13 @@
 #include "proto.h"
 
 #define NPG 16
+
+#include "daemon_fork_pages.h"
 #define NWAYS 3
 
 static const char *way_name[NWAYS] = { "_Fork", "clone(SIGCHLD)", "syscall(SYS_fork)" };
 static int result[NWAYS][2];	/* grandchild -> test */
 static int go[NWAYS][2];	/* test -> grandchild */
-
-static uint64_t word(int i, size_t k)
-{
-	return 0x4400000000000000ull + (uint64_t)i * 131 + k;
-}
-
-static void fill(char *mem)
-{
-	for (int i = 0; i < NPG; i++)
-		for (size_t k = 0; k < page_size(); k += 8)
-			memcpy(mem + i * page_size() + k, &(uint64_t){ word(i, k) }, 8);
-}
-
-/* Page i as it should be (@mine: the one page this process wrote). */
-static bool right(const char *mem, int mine, char with)
-{
-	for (int i = 0; i < NPG; i++)
-		for (size_t k = 0; k < page_size(); k += 8) {
-			uint64_t w;
-
-			memcpy(&w, mem + i * page_size() + k, 8);
-			if (i == mine ? mem[i * page_size() + k] != with : w != word(i, k))
-				return false;
-		}
-	return true;
-}
 
 static void grandchild(struct samepage *sp, char *mem, int way)
 {
