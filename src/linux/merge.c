@@ -362,7 +362,7 @@ static void flush_run(struct samepage *sp, int k, const struct vmas *vs)
 		int err = -EAGAIN;
 
 		/* (what it replaces freed at once, also inside a huge page) */
-		if (ok && !vma->inode && !(vma->flags & SP_VMA_LOCKED))
+		if (ok && !vma->inode && vma->huge && !(vma->flags & SP_VMA_LOCKED))
 			sp_os_split_huge(&sp->os, vpn + j, e - j);
 		/* (with the VMA's flags: dont-fork, dont-dump, mlock, os.h) */
 		if (ok)

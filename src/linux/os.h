@@ -74,6 +74,7 @@ struct sp_vma {
 	uint64_t offset;	/* bytes, file mappings */
 	bool heap;		/* [heap], [anon:...] or unnamed anonymous */
 	bool exec;		/* executable */
+	bool huge;		/* holds transparent huge pages (AnonHugePages > 0) */
 };
 
 #define SP_OS_AHEAD	32	/* pages read ahead in one call */
@@ -159,10 +160,12 @@ int sp_os_map_anon(struct sp_os *os, uint64_t vpn, uint64_t n, int prot, unsigne
  * memory with the same content and protection @prot */
 int sp_os_privatize(struct sp_os *os, uint64_t vpn, uint64_t n, int prot,
 		     unsigned int flags);
-/* private anonymous pages [vpn, vpn+n) about to be replaced: a transparent
- * huge page holding some of them is split now (MADV_COLD on them splits it),
- * so that replacing them frees them at once; otherwise the whole huge page
- * stays allocated until the kernel's deferred split.  Best effort. */
+/* private anonymous pages [vpn, vpn+n) about to be replaced, in a mapping
+ * that holds huge pages (sp_vma.huge): a transparent huge page holding some
+ * of them is split now (MADV_COLD on them splits it), so that replacing them
+ * frees them at once; otherwise the whole huge page stays allocated until
+ * the kernel's deferred split.  Best effort; not called on mappings without
+ * huge pages, whose pages it would only age. */
 void sp_os_split_huge(struct sp_os *os, uint64_t vpn, uint64_t n);
 int sp_os_unmap(struct sp_os *os, uint64_t vpn, uint64_t n);
 int sp_os_dontneed(struct sp_os *os, uint64_t vpn, uint64_t n);

@@ -1001,6 +1001,10 @@ int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out, bo
 				covered = e;
 			continue;
 		}
+		unsigned long long kb;
+
+		if (cur && sscanf(line, "AnonHugePages: %llu", &kb) == 1 && kb > 0)
+			cur->huge = true;
 		if (cur && !strncmp(line, "VmFlags:", 8)) {
 			char *p = line + 8;
 			char fl[8];
