@@ -40,6 +40,7 @@ struct sd_domain *sd_domain_get(struct sd_daemon *d, uid_t uid, const char *name
 		if (!dom)
 			return NULL;
 		dom->d = d;
+		dom->id = ++d->next_dom_id;
 		dom->uid = uid;
 		snprintf(dom->name, sizeof(dom->name), "%s", name);
 		dom->backend = (struct sp_backend){

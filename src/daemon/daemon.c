@@ -25,8 +25,7 @@
 
 #include "daemon.h"
 
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
+void sd_log(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -186,7 +185,7 @@ int sd_wait_answer(struct sd_daemon *d, struct sd_client *c, uint16_t type, uint
 		uint64_t now = sp_now_ms();
 
 		if (now >= until) {
-			logf_("pid %d did not answer within %d ms: disconnected", (int)c->pid,
+			sd_log("pid %d did not answer within %d ms: disconnected", (int)c->pid,
 			      SD_ANSWER_MS);
 			sd_client_gone(d, c);
 			return -ETIMEDOUT;
@@ -483,6 +482,7 @@ static void *scanner_main(void *arg)
 		for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
 			(void)ksm_do_scan(dom->ksm, ksm_pages_to_scan(d->knobs), NULL);
 		sd_reap(d);
+		sd_store_sweep(d, false);
 		handle_stashed(d);
 		unsigned long ms = ksm_sleep_millisecs(d->knobs);
 
@@ -526,11 +526,11 @@ static int listen_on(struct sd_daemon *d, const char *path)
 
 	if (other >= 0) {
 		close(other);
-		logf_("another daemon already listens on %s", path);
+		sd_log("another daemon already listens on %s", path);
 		return -EADDRINUSE;
 	}
 	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-		logf_("%s exists and is not a socket", path);
+		sd_log("%s exists and is not a socket", path);
 		return -EEXIST;
 	}
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -548,7 +548,7 @@ static int listen_on(struct sd_daemon *d, const char *path)
 	if (!err && strcmp(tmp, path) && rename(tmp, path))
 		err = -errno;
 	if (err) {
-		logf_("cannot listen on %s: %s", path, strerror(-err));
+		sd_log("cannot listen on %s: %s", path, strerror(-err));
 		(void)unlink(tmp);
 		close(fd);
 		return -EADDRNOTAVAIL;
@@ -626,7 +626,7 @@ static int shut_down(struct sd_daemon *d)
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->lock);
 	if (err)
-		logf_("unmerging at exit: %s", strerror(-err));
+		sd_log("unmerging at exit: %s", strerror(-err));
 	free(d);
 	return err ? 1 : 0;
 }
@@ -648,15 +648,15 @@ int sd_daemon_run(const char *socket_path)
 
 	if (err) {
 		if (err != -EADDRINUSE)
-			logf_("cannot start on %s: %s", socket_path, strerror(-err));
+			sd_log("cannot start on %s: %s", socket_path, strerror(-err));
 		return 1;
 	}
 	err = -pthread_create(&d->scanner, NULL, scanner_main, d);
 	if (err) {
-		logf_("cannot start the scanner thread: %s", strerror(-err));
+		sd_log("cannot start the scanner thread: %s", strerror(-err));
 		return 1;
 	}
-	logf_("listening on %s (pid %d)", d->path, (int)getpid());
+	sd_log("listening on %s (pid %d)", d->path, (int)getpid());
 	struct pollfd *p = NULL;
 	uint64_t *who = NULL;	/* the client of p[k] by id (never reused) */
 	size_t cap = 0;
@@ -673,7 +673,7 @@ int sd_daemon_run(const char *socket_path)
 			who = realloc(who, cap * sizeof(*who));
 			if (!p || !who) {
 				sd_unlock(d);
-				logf_("out of memory");
+				sd_log("out of memory");
 				return 1;
 			}
 		}

@@ -78,7 +78,10 @@
 /* Store slot flags (store.c). */
 #define SD_SLOT_USED	0x1	/* counted: some record or pending merge names it */
 #define SD_SLOT_ZERO	0x2	/* content all zeros: agents map it anonymously */
-#define SD_SLOT_SENT	0x4	/* named to an agent once: never handed out again */
+#define SD_SLOT_SENT	0x4	/* named to an agent once: free again only after a sweep */
+#define SD_SLOT_HELD	0x8	/* never free again (an agent we cannot follow may map it) */
+
+#define SD_SWEEP_MS	1000	/* sweeps for mappers of spent slots, at most this often */
 
 struct sd_slot {
 	struct stable_node *node;	/* the engine's back pointer */
@@ -94,17 +97,32 @@ struct sd_store {
 	uint64_t cap;		/* pages */
 	uint64_t hwm;		/* slots [0, hwm) were handed out once */
 	uint64_t used;		/* slots counted */
-	uint64_t free;		/* slots below hwm never sent and free again */
+	uint64_t free;		/* slots below hwm free again */
+	uint64_t spent;		/* slots named to an agent, counted no more, not yet swept */
 	uint64_t next;		/* next-fit cursor among free ones */
+	dev_t dev;		/* the memfd's, as /proc/PID/maps shows it */
+	ino_t ino;
+	unsigned long long born;	/* clock ticks since boot, as /proc/PID/stat */
 	struct sd_slot *slot;	/* [nslot] */
 	uint64_t nslot;
 };
 
 struct sd_daemon;
 
+/* Slots named in a MERGE that was never answered: the agent may still map
+ * them (a stopped process), so they are held while its process lives. */
+struct sd_limbo {
+	struct sd_limbo *next;
+	int pidfd;
+	uint32_t n;
+	uint32_t id[];
+};
+
 struct sd_domain {
 	struct sd_domain *next;
 	struct sd_daemon *d;
+	uint64_t id;			/* unique for the daemon's life */
+	struct sd_limbo *limbo;
 	uid_t uid;
 	char name[SP_NAME_MAX];
 	struct ksm *ksm;		/* this domain's engine */
@@ -178,6 +196,10 @@ struct sd_client {
 /* The daemon's own counters (beyond the engines'): name, value. */
 #define SD_COUNTERS(X)					\
 	X(store_pages, sd_store_pages(d))		\
+	X(store_pages_spent, sd_store_sum(d, SD_SUM_SPENT)) \
+	X(store_slots, sd_store_sum(d, SD_SUM_SLOTS))	\
+	X(store_sweeps, d->sweeps)			\
+	X(store_pages_reclaimed, d->reclaimed)		\
 	X(merges, d->merges)				\
 	X(merges_refused, d->merges_refused)		\
 	X(clients, (long)sd_nclients(d))		\
@@ -209,9 +231,13 @@ struct sd_daemon {
 					 * engine may receive answers into rx) */
 	char out[SP_MSG_MAX];		/* reply text (lock held) */
 	long merges, merges_refused;
+	uint64_t next_dom_id;
+	uint64_t sweep_at;		/* sp_now_ms() of the next sweep allowed */
+	long sweeps, reclaimed;		/* sweeps done, slots freed by them */
 };
 
 /* daemon.c */
+void sd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sd_lock(struct sd_daemon *d);
 void sd_unlock(struct sd_daemon *d);
 struct sd_client *sd_client_by_mm(struct sd_daemon *d, void *mm);
@@ -230,6 +256,10 @@ char *sd_slot_data(struct sd_domain *dom, uint32_t id);
 uint32_t sd_slot_alloc(struct sd_domain *dom, int nid);
 void sd_slot_put(struct sd_domain *dom, uint32_t id);
 long sd_store_pages(struct sd_daemon *d);
+enum { SD_SUM_SPENT, SD_SUM_SLOTS };
+long sd_store_sum(struct sd_daemon *d, int what);
+void sd_store_sweep(struct sd_daemon *d, bool force);
+void sd_store_limbo(struct sd_domain *dom, int pidfd, const uint32_t *id, uint32_t n);
 
 /* remote.c */
 extern const struct sp_backend_ops sd_remote_ops;

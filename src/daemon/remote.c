@@ -466,16 +466,29 @@ int sd_flush_client(struct sd_daemon *d, struct sd_client *c)
 		}
 	}
 	uint32_t seq = ++c->seq;
+	bool sent = false;
 
 	if (c->dead)
 		err = -ESRCH;
-	if (!err)
+	if (!err) {
+		sent = true;	/* (even a send that failed may have gone in part) */
 		err = sp_msg_send(c->fd, SP_MSG_MERGE, seq, 0, n, NULL, q, n * sizeof(q[0]),
 				  NULL, 0);
+	}
 	if (!err)
 		err = sd_wait_answer(d, c, SP_MSG_MERGE, seq);
 	if (!err && (d->rx.plen != n || d->rx.h.count != n))
 		err = -EPROTO;
+	if (err && sent) {
+		/* no answer: the agent may still map these, late */
+		uint32_t id[SP_BATCH_MAX], m = 0;
+
+		for (uint32_t k = 0; k < n; k++)
+			if (q[k].slot)
+				id[m++] = q[k].slot;
+		if (m)
+			sd_store_limbo(c->dom, c->pidfd, id, m);
+	}
 	const uint8_t *ok = d->rx.payload;
 
 	for (uint32_t k = 0; k < n; k++) {

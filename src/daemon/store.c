@@ -13,13 +13,23 @@
  *
  * Slots: a slot is free, or counted (the records of clients and the merges
  * pending that name it), or spent: named to an agent once and counted no
- * more.  A spent slot is never handed out again: an agent that was asked to
- * map it may still map it (a late answer, a stopped client) and a forked
- * child of a client may map it, so its content must never change.  Its
- * memory returns with its domain's memfd (sd_store_fini, when the domain
- * has no clients: the kernel frees the file when its last mapping goes).
- * A slot never named to any agent (a make_ksm whose merge was refused) is
- * free again at once.
+ * more.  A slot never named to any agent (a make_ksm whose merge was
+ * refused) is free again at once.  A spent slot may still be mapped where
+ * the records do not say: by a child of a client the daemon does not know
+ * (a raw fork, a child of a client that died), at an address the program
+ * moved it to without the agent seeing (glibc's realloc calls mremap
+ * inside libc, out of LD_PRELOAD's reach), or later, by an agent that was
+ * asked to map it and has not answered (a stopped process).  So its content
+ * may change only once no process can map it, and that is asked of the
+ * kernel, not of the records: the sweep (sd_store_sweep, at most every
+ * SD_SWEEP_MS while slots are spent) reads /proc/PID/maps of every process
+ * and frees the spent slots that no private mapping of the store covers,
+ * and none that a MERGE without an answer named while that process lives
+ * (sd_limbo).  A free slot is written again (with a new KSM page's content)
+ * and its memory reused; the memfd never shrinks (its seals forbid holes,
+ * even ours) and its memory returns with the domain (sd_store_fini, when
+ * the domain has no clients: the kernel frees the file when its last
+ * mapping goes).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,7 +38,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -36,6 +50,19 @@
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
 #endif
+
+/* Now, in the unit of a process's start time in /proc/PID/stat. */
+static unsigned long long boot_ticks(void)
+{
+	struct timespec ts;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	if (hz <= 0)
+		hz = 100;
+	return (unsigned long long)ts.tv_sec * (unsigned long long)hz +
+	       (unsigned long long)ts.tv_nsec / (1000000000ull / (unsigned long long)hz);
+}
 
 static int store_open(struct sd_domain *dom, int nid, struct sd_store *st)
 {
@@ -75,6 +102,13 @@ static int store_open(struct sd_domain *dom, int nid, struct sd_store *st)
 	if (st->ro_fd < 0)
 		return -errno;
 	st->cap = d->cap;
+	struct stat sb;
+
+	if (fstat(st->fd, &sb))
+		return -errno;
+	st->dev = sb.st_dev;
+	st->ino = sb.st_ino;
+	st->born = boot_ticks();
 	return 0;
 }
 
@@ -113,6 +147,13 @@ void sd_store_fini(struct sd_domain *dom)
 	}
 	free(dom->store);
 	dom->store = NULL;
+	while (dom->limbo) {
+		struct sd_limbo *l = dom->limbo;
+
+		dom->limbo = l->next;
+		close(l->pidfd);
+		free(l);
+	}
 }
 
 static int slot_nid_of(struct sd_daemon *d, uint32_t id)
@@ -202,7 +243,8 @@ void sd_slot_put(struct sd_domain *dom, uint32_t id)
 	st->used--;
 	dom->store_pages--;
 	if (s->flags & SD_SLOT_SENT) {
-		s->flags &= SD_SLOT_SENT | SD_SLOT_ZERO;	/* spent */
+		s->flags &= SD_SLOT_SENT | SD_SLOT_ZERO | SD_SLOT_HELD;	/* spent */
+		st->spent++;
 		return;
 	}
 	/* never named to anyone: its old content may be overwritten */
@@ -217,4 +259,382 @@ long sd_store_pages(struct sd_daemon *d)
 	for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
 		n += dom->store_pages;
 	return n;
+}
+
+long sd_store_sum(struct sd_daemon *d, int what)
+{
+	long n = 0;
+
+	for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
+		for (int k = 0; dom->store && k < d->nr_nodes; k++)
+			n += (long)(what == SD_SUM_SPENT ? dom->store[k].spent : dom->store[k].hwm);
+	return n;
+}
+
+/* ------------------------------------------------------------------------
+ * The sweep: which spent slots does some process still map?
+ * --------------------------------------------------------------------- */
+/* One store looked at: its spent slots when the sweep began, and those
+ * some mapping covers. */
+struct sweep_store {
+	uint64_t dom_id;
+	int nid;
+	dev_t dev;
+	ino_t ino;
+	uint64_t hwm;
+	uint64_t *spent, *mapped;	/* bitmaps [hwm] */
+};
+
+/* When @pid started (clock ticks since boot); 0 if unknown. */
+static unsigned long long started(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long t = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+
+	/* (after the name: state, then fields 4..21, then the start time) */
+	if (!p || sscanf(p + 1, " %*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+				"%*s %*s %*s %*s %llu", &t) != 1)
+		return 0;
+	return t;
+}
+
+struct sweep {
+	struct sweep_store *t;
+	int nt;
+	unsigned int page_shift;
+	pid_t *done;			/* processes read, sorted */
+	size_t ndone, cdone;
+	char *buf;			/* a maps file */
+	size_t cbuf;
+	bool root;
+	unsigned long long oldest;	/* the oldest store's birth (clock ticks) */
+};
+
+static void bit_set_range(uint64_t *map, uint64_t hwm, uint64_t a, uint64_t n)
+{
+	for (uint64_t o = a; o < a + n && o < hwm; o++)
+		map[o / 64] |= 1ull << (o % 64);
+}
+
+static bool bit_test(const uint64_t *map, uint64_t o)
+{
+	return map[o / 64] >> (o % 64) & 1;
+}
+
+/* The private mappings of our stores in one maps file's text. */
+static void sweep_parse(struct sweep *w, char *text)
+{
+	for (char *line = text, *nl; line && *line; line = nl) {
+		unsigned long long a, b, off, ino;
+		unsigned int maj, mn;
+		char perms[8];
+
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl++ = '\0';
+		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &a, &b, perms, &off, &maj, &mn,
+			   &ino) != 7 || perms[3] != 'p' || ino == 0)
+			continue;	/* (shared: the agents' read-only views) */
+		for (int k = 0; k < w->nt; k++) {
+			struct sweep_store *t = &w->t[k];
+
+			if (t->ino == (ino_t)ino && t->dev == makedev(maj, mn))
+				bit_set_range(t->mapped, t->hwm, off >> w->page_shift,
+					      (b - a) >> w->page_shift);
+		}
+	}
+}
+
+/* /proc/@pid/maps, whole, into w->buf: its length, or a negative errno. */
+static ssize_t read_maps(struct sweep *w, pid_t pid)
+{
+	char path[64];
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		if (w->cbuf - len < 65536) {
+			size_t c = w->cbuf ? 2 * w->cbuf : 1 << 20;
+			char *nb = realloc(w->buf, c);
+
+			if (!nb) {
+				close(fd);
+				return -ENOMEM;
+			}
+			w->buf = nb;
+			w->cbuf = c;
+		}
+		ssize_t got = read(fd, w->buf + len, w->cbuf - len - 1);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int e = -errno;
+
+			close(fd);
+			return e;
+		}
+		if (got == 0)
+			break;
+		len += (size_t)got;
+	}
+	close(fd);
+	w->buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+/*
+ * One process: its maps read twice and both counted, so that a mapping the
+ * process moves while one read goes on (the kernel reads maps VMA by VMA,
+ * not as one snapshot) is seen at one place or the other.  0, or a
+ * negative errno that ends the sweep (a process we may not read, as root).
+ */
+static int sweep_process(struct sweep *w, pid_t pid)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		ssize_t n = read_maps(w, pid);
+
+		if (n == -ENOENT || n == -ESRCH)
+			return 0;	/* gone: it maps nothing */
+		if (n == -EACCES || n == -EPERM) {
+			/*
+			 * A process that cannot be read maps no store of ours if
+			 * it started before them (a mapping is inherited by fork
+			 * only; exec drops every one): a descriptor passed to it
+			 * by a client would be needed (samepage(1)).  Without
+			 * privilege, other users' processes are taken as not
+			 * mapping one either: a child of a client becomes
+			 * another user without exec only with privilege.
+			 */
+			unsigned long long t = started(pid);
+
+			if (t && t < w->oldest)
+				return 0;
+			return w->root ? (int)n : 0;
+		}
+		if (n < 0)
+			return (int)n;
+		sweep_parse(w, w->buf);
+	}
+	return 0;
+}
+
+static int pid_cmp(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Every process, then every process that appeared meanwhile, until none
+ * is new: a fork copies its parent's mappings, and a child whose parent was
+ * read before it forked is listed by the time its parent's read is over.
+ */
+static int sweep_processes(struct sweep *w)
+{
+	for (int round = 0; round < 32; round++) {
+		DIR *dir = opendir("/proc");
+		struct dirent *de;
+		size_t before = w->ndone;
+		int err = 0;
+
+		if (!dir)
+			return -errno;
+		qsort(w->done, w->ndone, sizeof(pid_t), pid_cmp);
+		while (!err && (de = readdir(dir))) {
+			char *end;
+			long v = strtol(de->d_name, &end, 10);
+
+			if (*end || v <= 0)
+				continue;
+			pid_t pid = (pid_t)v;
+
+			if (bsearch(&pid, w->done, before, sizeof(pid_t), pid_cmp))
+				continue;
+			if (w->ndone == w->cdone) {
+				size_t c = w->cdone ? 2 * w->cdone : 1024;
+				pid_t *nd = realloc(w->done, c * sizeof(pid_t));
+
+				if (!nd) {
+					err = -ENOMEM;
+					break;
+				}
+				w->done = nd;
+				w->cdone = c;
+			}
+			w->done[w->ndone++] = pid;
+			err = sweep_process(w, pid);
+		}
+		closedir(dir);
+		if (err)
+			return err;
+		if (w->ndone == before)
+			return 0;
+	}
+	return -EAGAIN;		/* (processes come faster than we read them) */
+}
+
+static struct sd_domain *domain_by_id(struct sd_daemon *d, uint64_t id)
+{
+	for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
+		if (dom->id == id)
+			return dom;
+	return NULL;
+}
+
+/* Slots named in a MERGE of @pidfd's process that was not answered. */
+void sd_store_limbo(struct sd_domain *dom, int pidfd, const uint32_t *id, uint32_t n)
+{
+	struct sd_limbo *l = malloc(sizeof(*l) + n * sizeof(*id));
+	int fd = pidfd >= 0 ? fcntl(pidfd, F_DUPFD_CLOEXEC, 0) : -1;
+
+	if (!l || fd < 0) {
+		/* (cannot tell when it ends: those slots stay spent) */
+		for (uint32_t k = 0; k < n; k++) {
+			struct sd_slot *s = sd_slot_get(dom, id[k]);
+
+			if (s)
+				s->flags |= SD_SLOT_SENT | SD_SLOT_HELD;
+		}
+		free(l);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	l->pidfd = fd;
+	l->n = n;
+	memcpy(l->id, id, n * sizeof(*id));
+	l->next = dom->limbo;
+	dom->limbo = l;
+}
+
+/* Limbo slots count as mapped; the entries of processes gone go. */
+static void sweep_limbo(struct sd_domain *dom, struct sweep_store *t, int nt)
+{
+	struct sd_daemon *d = dom->d;
+
+	for (struct sd_limbo **pp = &dom->limbo; *pp;) {
+		struct sd_limbo *l = *pp;
+		struct pollfd p = { .fd = l->pidfd, .events = POLLIN };
+
+		if (poll(&p, 1, 0) != 0) {
+			*pp = l->next;
+			close(l->pidfd);
+			free(l);
+			continue;
+		}
+		for (uint32_t k = 0; k < l->n; k++) {
+			int nid = (int)((l->id[k] - 1) >> d->node_shift);
+			uint64_t off = (l->id[k] - 1) & ((1ull << d->node_shift) - 1);
+
+			for (int i = 0; i < nt; i++)
+				if (t[i].dom_id == dom->id && t[i].nid == nid && off < t[i].hwm)
+					bit_set_range(t[i].mapped, t[i].hwm, off, 1);
+		}
+		pp = &l->next;
+	}
+}
+
+/*
+ * Free the spent slots no process maps (lock held; dropped while /proc is
+ * read, so that clients' requests go on).  At most every SD_SWEEP_MS unless
+ * @force.
+ */
+void sd_store_sweep(struct sd_daemon *d, bool force)
+{
+	uint64_t now = sp_now_ms();
+	struct sweep w = { .page_shift = d->page_shift, .root = geteuid() == 0 };
+	int cap = 0;
+
+	if ((!force && now < d->sweep_at) || sd_store_sum(d, SD_SUM_SPENT) == 0)
+		return;
+	d->sweep_at = now + SD_SWEEP_MS;
+	for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
+		for (int k = 0; dom->store && k < d->nr_nodes; k++) {
+			struct sd_store *st = &dom->store[k];
+
+			if (!st->spent)
+				continue;
+			if (w.nt == cap) {
+				cap = cap ? 2 * cap : 4;
+				struct sweep_store *nt = realloc(w.t, (size_t)cap * sizeof(*nt));
+
+				if (!nt)
+					goto out;
+				w.t = nt;
+			}
+			struct sweep_store *t = &w.t[w.nt];
+			size_t words = (st->hwm + 63) / 64;
+
+			*t = (struct sweep_store){ .dom_id = dom->id, .nid = k, .dev = st->dev,
+						   .ino = st->ino, .hwm = st->hwm };
+			if (!w.oldest || st->born < w.oldest)
+				w.oldest = st->born;
+			t->spent = calloc(words ? words : 1, sizeof(uint64_t));
+			t->mapped = calloc(words ? words : 1, sizeof(uint64_t));
+			w.nt++;
+			if (!t->spent || !t->mapped)
+				goto out;
+			for (uint64_t o = 0; o < st->hwm; o++)
+				if ((st->slot[o].flags & (SD_SLOT_SENT | SD_SLOT_USED | SD_SLOT_HELD)) ==
+				    SD_SLOT_SENT)
+					bit_set_range(t->spent, t->hwm, o, 1);
+		}
+	for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
+		sweep_limbo(dom, w.t, w.nt);
+	sd_unlock(d);
+	int err = sweep_processes(&w);
+
+	sd_lock(d);
+	d->sweeps++;
+	if (err) {
+		sd_log("store sweep: %s: spent slots kept", strerror(-err));
+		goto out;
+	}
+	for (int i = 0; i < w.nt; i++) {
+		struct sweep_store *t = &w.t[i];
+		struct sd_domain *dom = domain_by_id(d, t->dom_id);
+
+		if (!dom || !dom->store)
+			continue;
+		struct sd_store *st = &dom->store[t->nid];
+
+		for (uint64_t o = 0; o < t->hwm; o++) {
+			struct sd_slot *s = &st->slot[o];
+
+			if (!bit_test(t->spent, o) || bit_test(t->mapped, o) ||
+			    (s->flags & (SD_SLOT_SENT | SD_SLOT_USED | SD_SLOT_HELD)) != SD_SLOT_SENT)
+				continue;
+			*s = (struct sd_slot){ 0 };
+			st->spent--;
+			st->free++;
+			d->reclaimed++;
+		}
+	}
+out:
+	for (int i = 0; i < w.nt; i++) {
+		free(w.t[i].spent);
+		free(w.t[i].mapped);
+	}
+	free(w.t);
+	free(w.done);
+	free(w.buf);
 }
