@@ -251,6 +251,10 @@ static int hello(struct sd_daemon *d, struct sd_client *c, const struct sp_msg *
 	}
 	if (h->arg[1] != d->page)
 		return -EINVAL;
+	/* (the agent a daemon's own process inherited from a client it was
+	 * forked from: it would wait for itself) */
+	if (c->pid == getpid())
+		return -EDEADLK;
 	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
 	if (c->pidfd < 0)
 		return -errno;

@@ -458,7 +458,8 @@ static int sweep_processes(struct sweep *w)
 
 		if (!dir)
 			return -errno;
-		qsort(w->done, w->ndone, sizeof(pid_t), pid_cmp);
+		if (w->ndone)
+			qsort(w->done, w->ndone, sizeof(pid_t), pid_cmp);
 		while (!err && (de = readdir(dir))) {
 			char *end;
 			long v = strtol(de->d_name, &end, 10);
@@ -467,7 +468,7 @@ static int sweep_processes(struct sweep *w)
 				continue;
 			pid_t pid = (pid_t)v;
 
-			if (bsearch(&pid, w->done, before, sizeof(pid_t), pid_cmp))
+			if (before && bsearch(&pid, w->done, before, sizeof(pid_t), pid_cmp))
 				continue;
 			if (w->ndone == w->cdone) {
 				size_t c = w->cdone ? 2 * w->cdone : 1024;

@@ -176,8 +176,14 @@ static struct sp_slot *adopt_slot(struct samepage *sp, uint32_t id, bool zero)
 				       .nid = (int16_t)nid };
 		st->used++;
 	}
-	if (!(s->flags & SLOT_ZERO) != !zero)
-		return NULL;
+	if (!(s->flags & SLOT_ZERO) != !zero) {
+		/* the daemon reuses a slot once nobody maps it (its sweep):
+		 * with nothing of ours on it but the daemon's count, take the
+		 * new kind; pages of ours still on it as it was: refused */
+		if (s->count > 1)
+			return NULL;
+		s->flags = (uint8_t)((s->flags & ~SLOT_ZERO) | (zero ? SLOT_ZERO : 0));
+	}
 	return s;
 }
 
@@ -561,6 +567,8 @@ static void *agent_main(void *arg)
 			int err = attach(sp, a);
 
 			pthread_mutex_unlock(&a->call_lock);
+			if (err == -EDEADLK)
+				break;	/* this process runs the daemon itself */
 			if (err && !nap(sp, SP_AGENT_RETRY_MS))
 				break;
 			continue;
