@@ -486,7 +486,7 @@ static void *scanner_main(void *arg)
 		for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
 			(void)ksm_do_scan(dom->ksm, ksm_pages_to_scan(d->knobs), NULL);
 		sd_reap(d);
-		sd_store_sweep(d, false);
+		sd_store_sweep(d);
 		handle_stashed(d);
 		unsigned long ms = ksm_sleep_millisecs(d->knobs);
 

@@ -79,7 +79,6 @@
 #define SD_SLOT_USED	0x1	/* counted: some record or pending merge names it */
 #define SD_SLOT_ZERO	0x2	/* content all zeros: agents map it anonymously */
 #define SD_SLOT_SENT	0x4	/* named to an agent once: free again only after a sweep */
-#define SD_SLOT_HELD	0x8	/* never free again (an agent we cannot follow may map it) */
 
 #define SD_SWEEP_MS	1000	/* sweeps for mappers of spent slots, at most this often */
 
@@ -258,7 +257,7 @@ void sd_slot_put(struct sd_domain *dom, uint32_t id);
 long sd_store_pages(struct sd_daemon *d);
 enum { SD_SUM_SPENT, SD_SUM_SLOTS };
 long sd_store_sum(struct sd_daemon *d, int what);
-void sd_store_sweep(struct sd_daemon *d, bool force);
+void sd_store_sweep(struct sd_daemon *d);
 void sd_store_limbo(struct sd_domain *dom, int pidfd, const uint32_t *id, uint32_t n);
 
 /* remote.c */

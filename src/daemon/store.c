@@ -243,7 +243,7 @@ void sd_slot_put(struct sd_domain *dom, uint32_t id)
 	st->used--;
 	dom->store_pages--;
 	if (s->flags & SD_SLOT_SENT) {
-		s->flags &= SD_SLOT_SENT | SD_SLOT_ZERO | SD_SLOT_HELD;	/* spent */
+		s->flags &= SD_SLOT_SENT | SD_SLOT_ZERO;	/* spent */
 		st->spent++;
 		return;
 	}
@@ -508,12 +508,13 @@ void sd_store_limbo(struct sd_domain *dom, int pidfd, const uint32_t *id, uint32
 	int fd = pidfd >= 0 ? fcntl(pidfd, F_DUPFD_CLOEXEC, 0) : -1;
 
 	if (!l || fd < 0) {
-		/* (cannot tell when it ends: those slots stay spent) */
+		/* (cannot tell when it ends: a count nobody gives back; the
+		 * batch's own counts still hold them here) */
 		for (uint32_t k = 0; k < n; k++) {
 			struct sd_slot *s = sd_slot_get(dom, id[k]);
 
-			if (s)
-				s->flags |= SD_SLOT_SENT | SD_SLOT_HELD;
+			if (s && (s->flags & SD_SLOT_USED))
+				s->count++;
 		}
 		free(l);
 		if (fd >= 0)
@@ -556,16 +557,15 @@ static void sweep_limbo(struct sd_domain *dom, struct sweep_store *t, int nt)
 
 /*
  * Free the spent slots no process maps (lock held; dropped while /proc is
- * read, so that clients' requests go on).  At most every SD_SWEEP_MS unless
- * @force.
+ * read, so that clients' requests go on).  At most every SD_SWEEP_MS.
  */
-void sd_store_sweep(struct sd_daemon *d, bool force)
+void sd_store_sweep(struct sd_daemon *d)
 {
 	uint64_t now = sp_now_ms();
 	struct sweep w = { .page_shift = d->page_shift, .root = geteuid() == 0 };
 	int cap = 0;
 
-	if ((!force && now < d->sweep_at) || sd_store_sum(d, SD_SUM_SPENT) == 0)
+	if (now < d->sweep_at || sd_store_sum(d, SD_SUM_SPENT) == 0)
 		return;
 	d->sweep_at = now + SD_SWEEP_MS;
 	for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
@@ -595,8 +595,7 @@ void sd_store_sweep(struct sd_daemon *d, bool force)
 			if (!t->spent || !t->mapped)
 				goto out;
 			for (uint64_t o = 0; o < st->hwm; o++)
-				if ((st->slot[o].flags & (SD_SLOT_SENT | SD_SLOT_USED | SD_SLOT_HELD)) ==
-				    SD_SLOT_SENT)
+				if ((st->slot[o].flags & (SD_SLOT_SENT | SD_SLOT_USED)) == SD_SLOT_SENT)
 					bit_set_range(t->spent, t->hwm, o, 1);
 		}
 	for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
@@ -622,7 +621,7 @@ void sd_store_sweep(struct sd_daemon *d, bool force)
 			struct sd_slot *s = &st->slot[o];
 
 			if (!bit_test(t->spent, o) || bit_test(t->mapped, o) ||
-			    (s->flags & (SD_SLOT_SENT | SD_SLOT_USED | SD_SLOT_HELD)) != SD_SLOT_SENT)
+			    (s->flags & (SD_SLOT_SENT | SD_SLOT_USED)) != SD_SLOT_SENT)
 				continue;
 			*s = (struct sd_slot){ 0 };
 			st->spent--;
