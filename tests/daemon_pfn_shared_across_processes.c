@@ -135,6 +135,8 @@ int main(void)
 		for (int k = 1; k < NPG; k++)
 			CHECK_EQ(after[i][k], pfn[i][k]);
 	CHECK_EQ(samepage_scan_full(sp, 2), 0);
+	if (get(sp, "pages_sharing") != (NPROC - 1) * NPG - 1)
+		dump_counters(sp);
 	CHECK_EQ(get(sp, "pages_sharing"), (NPROC - 1) * NPG - 1);
 	for (int i = 0; i < NPROC; i++) {
 		send_byte(ch[i].cmd, 'x');

@@ -131,24 +131,6 @@ static inline void store_knobs(struct samepage *sp)
 	set(sp, "run", 1);
 }
 
-/* The counters that tell why pages did not merge (on a failure). */
-static inline void store_dump(struct samepage *sp)
-{
-	static const char *const names[] = {
-		"pages_shared", "pages_sharing", "pages_unshared", "pages_volatile",
-		"full_scans", "merges", "merges_refused", "store_pages", "store_pages_spent",
-		"store_slots", "store_sweeps", "store_pages_reclaimed", "stable_node_dups",
-		"stable_node_chains", "pages_skipped",
-	};
-
-	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
-		long v = -1;
-
-		(void)samepage_get(sp, names[k], &v);
-		fprintf(stderr, "  %s %ld\n", names[k], v);
-	}
-}
-
 /* Wait until @name reads @want (at most 20 s); its last value (the
  * counters go to stderr if it never does). */
 static inline long wait_counter(struct samepage *sp, const char *name, long want)
@@ -163,7 +145,7 @@ static inline long wait_counter(struct samepage *sp, const char *name, long want
 		usleep(50 * 1000);
 	} while (now_ms() < until);
 	fprintf(stderr, "%s: %ld after 20 s, waited for %ld\n", name, v, want);
-	store_dump(sp);
+	dump_counters(sp);
 	return v;
 }
 

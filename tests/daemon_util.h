@@ -163,6 +163,24 @@ static inline long get(struct samepage *sp, const char *name)
 	return v;
 }
 
+/* The counters that tell why pages did not merge, to stderr (on a failure). */
+static inline void dump_counters(struct samepage *sp)
+{
+	static const char *const names[] = {
+		"pages_shared", "pages_sharing", "pages_unshared", "pages_volatile",
+		"full_scans", "merges", "merges_refused", "store_pages", "store_pages_spent",
+		"store_slots", "store_sweeps", "store_pages_reclaimed", "stable_node_dups",
+		"stable_node_chains", "pages_skipped",
+	};
+
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		long v = -1;
+
+		(void)samepage_get(sp, names[k], &v);
+		fprintf(stderr, "  %s %ld\n", names[k], v);
+	}
+}
+
 static inline void set(struct samepage *sp, const char *knob, unsigned long v)
 {
 	int err = samepage_set(sp, knob, v);

@@ -51,9 +51,27 @@ static unsigned int skip_age(unsigned int age)
 }
 
 /*
+ * The pass, modulo SKIP_PERIOD, on which every page at the longest back-off
+ * is looked at: 4 is where the kernel puts a page first visited on pass 0,
+ * so that pages registered together are skipped exactly as the kernel skips
+ * them.
+ */
+#define SKIP_PERIOD	9
+#define SKIP_PHASE	4
+
+/*
  * should_skip_rmap_item - smart scan: a page that has failed to merge on
  * many visits is looked at less often (every 2nd, 3rd, 5th, then 9th visit).
  * KSM pages are never skipped, so sharing stays accounted.
+ *
+ * Unlike the kernel, the 9th-visit back-off is aligned to the pass count
+ * (ksm->scan.seqnr): the kernel counts each page's skips from its own
+ * history, so two equal pages that started back-off on different passes
+ * (one mapped later, or a pair unmerged by writes one pass apart, since a
+ * KSM page does not age) are in the unstable tree on disjoint passes and
+ * never merge.  The kernel's own KSM showed both on 6.18 (see
+ * smart_scan_late_page_merges.sp).  Aligned, any two such pages are looked
+ * at on the same pass once both reached the longest back-off.
  */
 static bool should_skip_rmap_item(struct ksm *ksm, const struct sp_page *page,
 				  struct rmap_item *item)
@@ -68,7 +86,13 @@ static bool should_skip_rmap_item(struct ksm *ksm, const struct sp_page *page,
 	if (age < 3)
 		return false;
 	if (!item->remaining_skips) {
-		item->remaining_skips = skip_age(age) & 0xf;
+		unsigned int skips = skip_age(age);
+
+		if (skips == SKIP_PERIOD - 1)
+			/* next looked at on a pass = SKIP_PHASE (mod SKIP_PERIOD) */
+			skips = (unsigned int)((SKIP_PHASE + 2 * SKIP_PERIOD - 1 -
+						ksm->scan.seqnr % SKIP_PERIOD) % SKIP_PERIOD);
+		item->remaining_skips = skips & 0xf;
 		return false;
 	}
 	ksm->c.pages_skipped++;

@@ -802,6 +802,13 @@ static int op_unmerge(void *be, void *mm, uint64_t start, uint64_t end, unsigned
 	return err;
 }
 
+/*
+ * The end of a batch: the deferred merges, then forget what was read of
+ * the clients (pagemap windows, pages read along).  They run on while the
+ * lock is held, and one hold may span several batches: a full scan of
+ * many passes, or requests handled one after the other.  A view kept
+ * across batches showed a page written since as still the store page.
+ */
 static void op_flush(void *be)
 {
 	struct sd_domain *dom = be;
@@ -809,6 +816,9 @@ static void op_flush(void *be)
 	for (struct sd_client *c = dom->d->clients; c; c = c->next)
 		if (c->dom == dom && !c->dead && (c->nbatch || c->npriv))
 			sd_flush_client(dom->d, c);
+	dom->d->gen++;
+	for (struct sd_client *c = dom->d->clients; c; c = c->next)
+		c->win_n = 0;
 }
 
 static void op_set_stable_node(void *be, uint64_t kpfn, struct stable_node *node)
