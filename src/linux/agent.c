@@ -843,6 +843,9 @@ static int reborn(struct samepage *sp)
 	if (err)
 		return err;
 	sp->os.nr_nodes = sp->nr_nodes;
+	err = sp_forget_unmapped(sp);
+	if (err)
+		return err;
 	for (size_t i = 0; i < sp->nranges; i++)
 		(void)sp_os_register(&sp->os, sp->ranges[i].start,
 				     sp->ranges[i].end - sp->ranges[i].start);

@@ -442,6 +442,7 @@ int sp_merge_page(struct samepage *sp, struct sp_range *r, uint64_t i, uint32_t 
 		  enum check how, const void *want);
 int sp_unmerge_range(struct samepage *sp, uint64_t start, uint64_t end, bool discard);
 int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end);
+int sp_forget_unmapped(struct samepage *sp);
 int sp_discard_dontneeded(struct samepage *sp, uint64_t start, uint64_t end);
 int64_t sp_run_next_off(struct samepage *sp, uint64_t vpn, int nid);
 void sp_note_cowed(struct samepage *sp, uint64_t vpn);

@@ -660,6 +660,64 @@ static void drop_rec(struct samepage *sp, struct sp_range *r, uint64_t i)
 }
 
 /*
+ * A fork child: the parts of our ranges this process does not map (the
+ * parent's dont-fork mappings are not copied) are forgotten, records
+ * included.  Their store pages are the parent's; reported to the daemon,
+ * they would be counted for the child until it exits.  0 or -errno.
+ */
+int sp_forget_unmapped(struct samepage *sp)
+{
+	uint64_t sh = sp->os.page_shift, at = 0;
+
+	for (;;) {
+		uint64_t a = 0, b = 0;
+
+		for (size_t ri = sp_range_index(sp, at); ri < sp->nranges && a == b; ri++) {
+			struct sp_range *r = &sp->ranges[ri];
+			uint64_t from = r->start > at ? r->start : at;
+			struct sp_vma *v = NULL;
+			bool gap = false;
+
+			if (from >= r->end)
+				continue;
+			int n = sp_os_vmas(&sp->os, from << sh, r->end << sh, &v, &gap);
+
+			if (n < 0)
+				return n;
+			uint64_t x = from;	/* the first page not yet seen mapped */
+
+			for (int k = 0; gap && k < n && a == b; k++) {
+				uint64_t vs = v[k].start >> sh, ve = v[k].end >> sh;
+
+				if (vs > x) {
+					a = x;
+					b = vs;
+				}
+				if (ve > x)
+					x = ve;
+			}
+			if (gap && a == b && x < r->end) {
+				a = x;
+				b = r->end;
+			}
+			sp_arena_free(&sp->arena, v);
+		}
+		if (a == b)
+			return 0;
+		struct sp_range *r = sp_range_find(sp, a);
+
+		for (uint64_t p = a; r && p < b; p++)
+			if (r->rec[p - r->start])
+				drop_rec(sp, r, p - r->start);
+		int err = sp_range_remove(sp, a, b);
+
+		if (err)
+			return err;
+		at = b;
+	}
+}
+
+/*
  * Ranges inside [start, end) with nothing of ours left in them, but cut
  * into several mappings by our merges and unmerges, become one mapping
  * again (when every piece is still ours, private anonymous, with one
