@@ -26,6 +26,13 @@ static inline size_t page_size(void)
 	return (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Exit 77: the machine cannot run this test, for @why. */
+static inline void skip_test(const char *why)
+{
+	printf("SKIP %s: %s\n", real_test_name, why);
+	exit(77);
+}
+
 /* Open an engine, or exit 77 with the reason when the machine lacks what
  * samepage needs (userfaultfd with kernel faults, privileges). */
 static inline struct samepage *open_or_skip(void)

@@ -83,6 +83,8 @@ static int store_open(struct sd_domain *dom, int nid, struct sd_store *st)
 		st->view = NULL;
 		return -errno;
 	}
+	/* (it spans the machine's memory: never in a core of the daemon) */
+	(void)madvise(st->view, bytes, MADV_DONTDUMP);
 	if (d->nr_nodes > 1) {
 		unsigned long mask[16] = { 0 };
 

@@ -131,7 +131,9 @@ static int store_install(struct samepage *sp, const struct sp_packet *pk)
 			sp_arena_free(&sp->arena, st);
 			return err;
 		}
+		/* (not for children, not for core dumps: store.c) */
 		(void)madvise(st[n].view, cap << sp->os.page_shift, MADV_DONTFORK);
+		(void)madvise(st[n].view, cap << sp->os.page_shift, MADV_DONTDUMP);
 	}
 	sp->store = st;
 	sp->nr_nodes = nr;
@@ -859,6 +861,7 @@ static int reborn(struct samepage *sp)
 			return -errno;
 		}
 		(void)madvise(st->view, bytes, MADV_DONTFORK);
+		(void)madvise(st->view, bytes, MADV_DONTDUMP);
 	}
 	sp_cache_invalidate(sp);
 	sp->pid = getpid();

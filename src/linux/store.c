@@ -317,8 +317,12 @@ int sp_store_init(struct samepage *sp)
 			sp_set_error("samepage: cannot map the store: %s", strerror(errno));
 			return -errno;
 		}
-		/* a child has no business with the engine's own view */
+		/* a child has no business with the engine's own view, nor
+		 * has a core dump: the view spans the machine's memory (the
+		 * merged pages are in the core through the application's
+		 * own mappings) */
 		(void)madvise(st->view, cap << sp->os.page_shift, MADV_DONTFORK);
+		(void)madvise(st->view, cap << sp->os.page_shift, MADV_DONTDUMP);
 		/*
 		 * Place the node's store pages on the node, preferably: with
 		 * MPOL_BIND a full node would make our own store writes fail.
