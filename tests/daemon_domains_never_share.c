@@ -11,10 +11,6 @@
  */
 #include "daemon_util.h"
 
-#include <grp.h>
-#include <linux/capability.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 
 #define NPG 32
 
@@ -26,25 +22,9 @@ static const struct who {
 };
 #define NPROC ((int)(sizeof(who) / sizeof(who[0])))
 
-/* Become nobody, keeping CAP_SYS_PTRACE (a userfaultfd that parks kernel
- * writes needs it); exit 77 if the machine does not let us. */
-static void become(uid_t uid)
-{
-	if (uid == 0)
-		return;
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct cap[2] = { { 0 } };
-
-	cap[0].effective = cap[0].permitted = 1u << CAP_SYS_PTRACE;
-	if (prctl(PR_SET_KEEPCAPS, 1) || setgroups(0, NULL) || setresgid(uid, uid, uid) ||
-	    setresuid(uid, uid, uid) || syscall(SYS_capset, &hdr, cap))
-		_exit(77);
-	(void)prctl(PR_SET_DUMPABLE, 1);
-}
-
 static void child(int cmd, int ack, int idx)
 {
-	become(who[idx].uid);
+	become_user(who[idx].uid);
 	setenv("SAMEPAGE_DOMAIN", who[idx].domain, 1);
 	struct samepage *sp = NULL;
 

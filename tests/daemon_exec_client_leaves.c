@@ -8,9 +8,10 @@
  * wrote and stays merged; the new program holds nothing of samepage (no
  * store, userfaultfd or socket descriptor) and runs to its end.
  */
-#include <dirent.h>
 
 #include "daemon_util.h"
+
+#include <dirent.h>
 
 #define NPG 32	/* 4 contents, 8 pages each */
 

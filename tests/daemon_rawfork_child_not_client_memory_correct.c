@@ -15,10 +15,9 @@
  * dropped their merge domain and its store.
  */
 #define _GNU_SOURCE
-#include <sched.h>
-#include <sys/syscall.h>
-
 #include "daemon_util.h"
+
+#include <sched.h>
 
 #include "proto.h"
 

@@ -12,9 +12,10 @@
  * (pages_shared 4, pages_sharing 60); when it leaves, nothing of it is
  * counted.
  */
-#include <pthread.h>
 
 #include "daemon_util.h"
+
+#include <pthread.h>
 #include "linux_internal.h"
 
 #define NPG 64	/* 4 contents, 16 pages each */

@@ -14,8 +14,6 @@
  * private, but the daemon does not tell its new connection from another
  * handle of the same process, and keeps them until the process exits.)
  */
-#include <sys/syscall.h>
-
 #include "daemon_util.h"
 
 #define NPAIR	32

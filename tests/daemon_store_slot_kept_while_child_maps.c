@@ -12,8 +12,6 @@
  * (store_slots stays 2 * NPAIR).  Reusing by the records alone would have
  * shown the child the second content.
  */
-#include <sys/syscall.h>
-
 #include "daemon_util.h"
 
 #define NPAIR	64

@@ -11,8 +11,6 @@
  * named to an agent once was never handed out again: store_slots grew by
  * NPAIR every round.
  */
-#include <sys/syscall.h>
-
 #include "daemon_util.h"
 
 #define NPAIR	64

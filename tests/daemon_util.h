@@ -14,6 +14,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -24,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +41,22 @@ static char daemon_sock[108];
 static inline size_t page_size(void)
 {
 	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Become @uid (0: stay root), keeping CAP_SYS_PTRACE (a userfaultfd that
+ * parks kernel writes needs it); exit 77 if the machine does not let us. */
+static inline void become_user(uid_t uid)
+{
+	if (uid == 0)
+		return;
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct cap[2] = { { 0 } };
+
+	cap[0].effective = cap[0].permitted = 1u << CAP_SYS_PTRACE;
+	if (prctl(PR_SET_KEEPCAPS, 1) || setgroups(0, NULL) || setgid(uid) ||
+	    setuid(uid) || syscall(SYS_capset, &hdr, cap))
+		_exit(77);
+	(void)prctl(PR_SET_DUMPABLE, 1);
 }
 
 static inline void skip(const char *test, const char *why)

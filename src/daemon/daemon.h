@@ -102,6 +102,7 @@ struct sd_store {
 	dev_t dev;		/* the memfd's, as /proc/PID/maps shows it */
 	ino_t ino;
 	unsigned long long born;	/* clock ticks since boot, as /proc/PID/stat */
+	bool punch;		/* swept slots give their memory back (no write seal) */
 	struct sd_slot *slot;	/* [nslot] */
 	uint64_t nslot;
 };
@@ -199,6 +200,7 @@ struct sd_client {
 	X(store_slots, sd_store_sum(d, SD_SUM_SLOTS))	\
 	X(store_sweeps, d->sweeps)			\
 	X(store_pages_reclaimed, d->reclaimed)		\
+	X(store_pages_punched, d->punched)		\
 	X(merges, d->merges)				\
 	X(merges_refused, d->merges_refused)		\
 	X(clients, (long)sd_nclients(d))		\
@@ -233,6 +235,7 @@ struct sd_daemon {
 	uint64_t next_dom_id;
 	uint64_t sweep_at;		/* sp_now_ms() of the next sweep allowed */
 	long sweeps, reclaimed;		/* sweeps done, slots freed by them */
+	long punched;			/* ... whose memory went back (holes) */
 };
 
 /* daemon.c */

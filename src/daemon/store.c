@@ -5,11 +5,11 @@
  *
  * The memfd is mapped here once, MAP_SHARED read-write (the view: the
  * daemon writes a new KSM page's content there, and the engine compares
- * against it), then sealed: F_SEAL_SHRINK | F_SEAL_GROW |
- * F_SEAL_FUTURE_WRITE (no new writable mapping, no write(2), no truncate,
- * no hole punch: not even ours), and reopened O_RDONLY through /proc/self/fd
- * for the clients (a read-only fd cannot write, and may still be mapped
- * MAP_PRIVATE read-write: a write there copies).  cross-process.md.
+ * against it), then sealed (F_SEAL_SHRINK | F_SEAL_GROW; for a daemon not
+ * run by root F_SEAL_FUTURE_WRITE too, store_open says why), and reopened
+ * O_RDONLY through /proc/self/fd for the clients (a read-only fd cannot
+ * write, and may still be mapped MAP_PRIVATE read-write: a write there
+ * copies).  cross-process.md.
  *
  * Slots: a slot is free, or counted (the records of clients and the merges
  * pending that name it), or spent: named to an agent once and counted no
@@ -26,9 +26,11 @@
  * and frees the spent slots that no private mapping of the store covers,
  * and none that a MERGE without an answer named while that process lives
  * (sd_limbo).  A free slot is written again (with a new KSM page's content)
- * and its memory reused; the memfd never shrinks (its seals forbid holes,
- * even ours) and its memory returns with the domain (sd_store_fini, when
- * the domain has no clients: the kernel frees the file when its last
+ * and its memory reused.  A root daemon's stores have no write seal
+ * (store_open): their freed slots are punched out (store_punch), so the
+ * memory of pages nobody shares any more returns at once; a user's
+ * daemon's stores keep their pages until the domain ends (sd_store_fini,
+ * when the domain has no clients: the kernel frees the file when its last
  * mapping goes).
  */
 #define _GNU_SOURCE
@@ -93,8 +95,22 @@ static int store_open(struct sd_domain *dom, int nid, struct sd_store *st)
 			(void)mbind(st->view, bytes, MPOL_PREFERRED, mask, sizeof(mask) * 8, 0);
 		}
 	}
-	/* (older kernels lack FUTURE_WRITE: the read-only fd still protects) */
-	if (fcntl(st->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE))
+	/*
+	 * Who may write the store: only this view.  Clients get a read-only
+	 * fd, but a read-only fd of a memfd can be opened again read-write
+	 * through /proc/PID/fd, as far as the file's mode allows.  As root:
+	 * the file is root's, mode 0400, so that no client but root can (and
+	 * root can write any process's memory anyway); then no write seal,
+	 * and swept slots give their memory back (a hole punched, st->punch).
+	 * Otherwise the clients are our own uid, who could chmod the file:
+	 * F_SEAL_FUTURE_WRITE, which forbids holes too, so the memfd never
+	 * shrinks.  (Older kernels lack FUTURE_WRITE: the read-only fd still
+	 * protects against all but a reopen.)
+	 */
+	st->punch = geteuid() == 0 && fchmod(st->fd, 0400) == 0;
+	if (st->punch)
+		(void)fcntl(st->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+	else if (fcntl(st->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE))
 		(void)fcntl(st->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
 	(void)fcntl(st->fd, F_ADD_SEALS, F_SEAL_SEAL);
 	char proc[64];
@@ -558,6 +574,19 @@ static void sweep_limbo(struct sd_domain *dom, struct sweep_store *t, int nt)
 }
 
 /*
+ * Slots [o, o + n) are free: their memory goes back to the machine (the
+ * next KSM page written there allocates again).  Nobody maps them.
+ */
+static void store_punch(struct sd_daemon *d, struct sd_store *st, uint64_t o, uint64_t n)
+{
+	if (!st->punch)
+		return;
+	if (fallocate(st->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(o << d->page_shift), (off_t)(n << d->page_shift)) == 0)
+		d->punched += n;
+}
+
+/*
  * Free the spent slots no process maps (lock held; dropped while /proc is
  * read, so that clients' requests go on).  At most every SD_SWEEP_MS.
  */
@@ -618,13 +647,21 @@ void sd_store_sweep(struct sd_daemon *d)
 		if (!dom || !dom->store)
 			continue;
 		struct sd_store *st = &dom->store[t->nid];
+		uint64_t run = 0, n = 0;	/* freed slots [run, run + n) */
 
-		for (uint64_t o = 0; o < t->hwm; o++) {
-			struct sd_slot *s = &st->slot[o];
+		for (uint64_t o = 0; o <= t->hwm; o++) {
+			struct sd_slot *s = o < t->hwm ? &st->slot[o] : NULL;
 
-			if (!bit_test(t->spent, o) || bit_test(t->mapped, o) ||
-			    (s->flags & (SD_SLOT_SENT | SD_SLOT_USED)) != SD_SLOT_SENT)
+			if (!s || !bit_test(t->spent, o) || bit_test(t->mapped, o) ||
+			    (s->flags & (SD_SLOT_SENT | SD_SLOT_USED)) != SD_SLOT_SENT) {
+				if (n)
+					store_punch(d, st, run, n);
+				n = 0;
 				continue;
+			}
+			if (!n)
+				run = o;
+			n++;
 			*s = (struct sd_slot){ 0 };
 			st->spent--;
 			st->free++;
