@@ -119,6 +119,15 @@ echo "kernel KSM:    pages_shared $(cat $ksm/pages_shared) pages_sharing $(cat $
 	"($(( $(cat $ksm/pages_sharing) * 4 / 1024 )) MiB); guests' Pss $before -> $after MiB:" \
 	"given back $((before - after)) MiB; MemAvailable +$((aafter - abefore)) MiB"
 echo "  page frames held (huge pages whole): $fbefore -> $fafter MiB: given back $((fbefore - fafter)) MiB"
+# ksmd's own metadata (rmap items, stable nodes) is kernel memory, in no
+# Pss; general_profit = (pages_sharing + ksm_zero_pages) * page - rmap items'
+# size: samepage's is in the daemon's Pss above
+if [ -r $ksm/general_profit ]; then
+	meta=$(( ( ($(cat $ksm/pages_sharing) + $(cat $ksm/ksm_zero_pages 2>/dev/null || echo 0)) * 4096 \
+		- $(cat $ksm/general_profit) ) / 1048576 ))
+	echo "  ksmd's metadata (from general_profit, in no Pss): $meta MiB; given back net of it:" \
+		"$((before - after - meta)) MiB"
+fi
 detail $k1 $k2
 balloon k
 sleep 6
