@@ -668,13 +668,18 @@ static int give_prot_flags(void *p, size_t len, int prot, unsigned int flags)
  * content) and dropped again (MADV_DONTNEED: the store page shows through
  * once more); the VMA keeps its anon_vma when mremap moves it.  Only at
  * our own scratch address, which nobody else writes.  Best effort (a
- * kernel without MADV_POPULATE_WRITE: the mapping is right, only left out
- * of cores).
+ * kernel without MADV_POPULATE_WRITE, a run of the daemon's zero slot:
+ * the mapping is right, only left out of cores).
  */
 static void give_anon_vma(struct sp_os *os, char *st, size_t len, int *cur_prot)
 {
 	size_t pg = (size_t)1 << os->page_shift;
+	unsigned char in_core = 0;
 
+	/* (a hole of the store, the zero slot's: a fault would allocate a
+	 * page of the store for it; such a run stays out of cores, zeros) */
+	if (mincore(st, pg, &in_core) || !(in_core & 1))
+		return;
 	if (*cur_prot != (PROT_READ | PROT_WRITE)) {
 		if (mprotect(st, len, PROT_READ | PROT_WRITE))
 			return;
