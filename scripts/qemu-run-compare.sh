@@ -163,6 +163,7 @@ echo "samepage run:  $(get pages_shared pages_sharing merges_refused store_pages
 	"($((sharing * 4 / 1024)) MiB); guests' and daemon's Pss $before -> $after MiB:" \
 	"given back $((before - after)) MiB; MemAvailable +$((aafter - abefore)) MiB"
 echo "  page frames held (huge pages whole): $fbefore -> $fafter MiB: given back $((fbefore - fafter)) MiB"
+echo "  store: $(get store_slots store_pages_spent store_sweeps store_pages_reclaimed store_pages_punched)"
 detail $s1 $s2 $d
 for p in $s1 $s2; do echo "  qemu $p: $(grep -c ' mg' /proc/$p/smaps) mappings with the mg VmFlag"; done
 balloon s

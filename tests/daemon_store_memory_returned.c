@@ -18,7 +18,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
-#define NPAIR	256
+#define NPAIR	1024
 #define ROUNDS	3
 
 #include "daemon_store_pages.h"

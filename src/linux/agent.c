@@ -288,8 +288,10 @@ static void do_privatize(struct samepage *sp, const struct sp_packet *pk)
 		uint32_t rec = r->rec[i];
 
 		if (rec_file(rec) && !(rec & REC_COWED)) {
+			if (sp->ncow >= SP_COW_MAX)
+				sp_flush_batch(sp);	/* (privatizes those noted) */
 			sp_set_rec(sp, r, i, rec | REC_COWED);
-			sp_note_cowed(sp, vpn[k]);
+			(void)sp_note_cowed(sp, vpn[k]);
 		} else if (rec & REC_ANON) {
 			/* a zero mapping written since: an ordinary page now */
 			sp_set_rec(sp, r, i, 0);
@@ -433,7 +435,7 @@ static int send_records(struct samepage *sp, struct sp_agent *a, int fd)
 
 			if (rec_file(rec) && !(rec & REC_COWED)) {
 				sp_set_rec(sp, r, i, rec | REC_COWED);
-				sp_note_cowed(sp, q[k].vpn);
+				(void)sp_note_cowed(sp, q[k].vpn);	/* (room: below) */
 			} else if (rec & REC_ANON) {
 				sp_set_rec(sp, r, i, 0);
 				if (rec & REC_SLOT)

@@ -445,7 +445,7 @@ int sp_discard_range(struct samepage *sp, uint64_t start, uint64_t end);
 int sp_forget_unmapped(struct samepage *sp);
 int sp_discard_dontneeded(struct samepage *sp, uint64_t start, uint64_t end);
 int64_t sp_run_next_off(struct samepage *sp, uint64_t vpn, int nid);
-void sp_note_cowed(struct samepage *sp, uint64_t vpn);
+bool sp_note_cowed(struct samepage *sp, uint64_t vpn);
 void sp_vma_cache_free(struct samepage *sp);
 bool sp_page_replaceable(struct samepage *sp, uint64_t vpn, uint32_t rec, bool anon);
 

@@ -600,12 +600,19 @@ static int privatize_run(struct samepage *sp, struct sp_range *r, uint64_t vpn, 
 	return 0;
 }
 
-/* Page @vpn was seen copied-on-write: privatize it at the next flush, so
- * that its slot can go and MADV_DONTNEED on it reads zeros. */
-void sp_note_cowed(struct samepage *sp, uint64_t vpn)
+/*
+ * Page @vpn was seen copied-on-write: privatize it at the next flush, so
+ * that its slot can go and MADV_DONTNEED on it reads zeros.  False when
+ * the list is full: the caller flushes first, or does not mark the page
+ * (a page marked and not listed would stay in the store's mapping, its
+ * slot mapped, for good).
+ */
+bool sp_note_cowed(struct samepage *sp, uint64_t vpn)
 {
-	if (sp->ncow < SP_COW_MAX)
-		sp->cow[sp->ncow++] = vpn;
+	if (sp->ncow >= SP_COW_MAX)
+		return false;
+	sp->cow[sp->ncow++] = vpn;
+	return true;
 }
 
 static int cmp_u64(const void *a, const void *b)

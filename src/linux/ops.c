@@ -83,6 +83,10 @@ static int look(struct samepage *sp, void *mm, uint64_t vpn, struct sp_page *pg)
 	bool present = e & PM_PRESENT;
 
 	if (rec_file(rec) && !(rec & REC_COWED)) {
+		/* (no room to note one more: seen again next pass, after the
+		 * flush at the end of this batch privatized the others) */
+		if (((present && !(e & PM_FILE)) || (e & PM_SWAP)) && sp->ncow >= SP_COW_MAX)
+			return 0;
 		if ((present && !(e & PM_FILE)) || (e & PM_SWAP)) {
 			/*
 			 * Written since: a private copy (COW), maybe swapped
@@ -91,7 +95,7 @@ static int look(struct samepage *sp, void *mm, uint64_t vpn, struct sp_page *pg)
 			 * until the page is privatized at the next flush.
 			 */
 			sp_set_rec(sp, r, i, REC_COWED | rec);
-			sp_note_cowed(sp, vpn);
+			(void)sp_note_cowed(sp, vpn);	/* (room: above) */
 			if (e & PM_SWAP)
 				return 0;
 		} else {
