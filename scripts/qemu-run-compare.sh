@@ -24,7 +24,9 @@
 #   SIDES (kernel,samepage; or one of them), KEEP (1: keep the guests'
 #   consoles and monitor logs), QG_REPORTING (1: the balloon's free page
 #   reporting too), GUEST_ARGS (added to the guests' kernel command line,
-#   e.g. init_on_free=1)
+#   e.g. init_on_free=1), SMAPS (a directory: the guests' and daemon's
+#   /proc/PID/smaps before and after merging are saved there, to see where
+#   the memory went mapping by mapping)
 set -u
 B=$(cd "${1:-build}" && pwd) || exit 2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -69,6 +71,13 @@ pss_mb() {
 # the machine's MemAvailable, MiB (the whole machine: noisy, but it sees
 # what Pss cannot: huge pages partly unmapped, waiting to be split)
 avail_mb() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
+# save the smaps of the processes named, as $SMAPS/<label>-<pid>.smaps
+save_smaps() {
+	local label=$1 p; shift
+	[ -n "${SMAPS:-}" ] || return 0
+	mkdir -p "$SMAPS"
+	for p in "$@"; do cat "/proc/$p/smaps" > "$SMAPS/$label-$p.smaps"; done
+}
 # Pss_Anon, Pss_Shmem and AnonHugePages of the processes named, MiB
 detail() {
 	local p
@@ -111,10 +120,12 @@ qg_start k2 "$GMB" "$args"; k2=$qg_pid
 qg_wait_ready k1 120 && qg_wait_ready k2 120 || { echo "kernel side: guests did not come up"; exit 1; }
 sleep 3
 before=$(pss_mb $k1 $k2) abefore=$(avail_mb) fbefore=$(frames_mb $k1 $k2)
+save_smaps kernel-before $k1 $k2
 detail $k1 $k2
 echo 1 > $ksm/run
 sleep "$T"
 after=$(pss_mb $k1 $k2) aafter=$(avail_mb) fafter=$(frames_mb $k1 $k2)
+save_smaps kernel-after $k1 $k2
 echo "kernel KSM:    pages_shared $(cat $ksm/pages_shared) pages_sharing $(cat $ksm/pages_sharing)" \
 	"($(( $(cat $ksm/pages_sharing) * 4 / 1024 )) MiB); guests' Pss $before -> $after MiB:" \
 	"given back $((before - after)) MiB; MemAvailable +$((aafter - abefore)) MiB"
@@ -153,10 +164,12 @@ qg_wait_ready s1 120 && qg_wait_ready s2 120 || { echo "samepage side: guests di
 sleep 3
 # (samepage run execs qemu: the pids are qemu's)
 before=$(pss_mb $s1 $s2 $d) abefore=$(avail_mb) fbefore=$(frames_mb $s1 $s2 $d)
+save_smaps samepage-before $s1 $s2 $d
 detail $s1 $s2 $d
 ctl set run 1
 sleep "$T"
 after=$(pss_mb $s1 $s2 $d) aafter=$(avail_mb) fafter=$(frames_mb $s1 $s2 $d)
+save_smaps samepage-after $s1 $s2 $d
 get() { ctl get "$@" | awk '{ printf "%s ", $0 }'; }
 sharing=$(ctl get pages_sharing | awk '{ print $NF }')
 echo "samepage run:  $(get pages_shared pages_sharing merges_refused store_pages)" \

@@ -10,9 +10,8 @@
  * socket and would map them once it runs: they must stay spent across
  * sweeps (store_pages_spent NPAIR, nothing reclaimed).  Continued, the
  * client's memory reads what it wrote; once it exited, the sweeps free
- * them.  (Not before: a client that connects again has made those pages
- * private, but the daemon does not tell its new connection from another
- * handle of the same process, and keeps them until the process exits.)
+ * them (or once the same agent connected again:
+ * daemon_store_limbo_released_on_reconnect).
  */
 #include "daemon_util.h"
 
@@ -35,7 +34,7 @@ int main(void)
 	store_ask(&ch, 1);	/* pairs: page i = page i + NPAIR */
 	CHECK_EQ(samepage_scan_full(sp, 1), 0);	/* (checksums) */
 	CHECK_EQ(get(sp, "clients"), 2);
-	CHECK(kill(ch.pid, SIGSTOP) == 0);
+	child_stop(&ch);
 	uint64_t t0 = now_ms();
 
 	(void)samepage_scan_full(sp, 1);	/* the merge: no answer */

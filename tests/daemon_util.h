@@ -268,6 +268,17 @@ static inline int child_wait(struct child *c)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Stop child @c and return once it is stopped (kill() does not wait). */
+static inline void child_stop(struct child *c)
+{
+	int st;
+
+	CHECK(kill(c->pid, SIGSTOP) == 0);
+	if (waitpid(c->pid, &st, WUNTRACED) != c->pid)
+		FAIL("waitpid: %s", strerror(errno));
+	CHECK(WIFSTOPPED(st));
+}
+
 static inline uint64_t now_ms(void)
 {
 	struct timespec ts;

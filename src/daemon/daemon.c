@@ -281,6 +281,8 @@ static int hello(struct sd_daemon *d, struct sd_client *c, const struct sp_msg *
 	for (int n = 0; n < d->nr_nodes; n++)
 		fds[n] = c->dom->store[n].ro_fd;
 	c->hello = true;
+	c->instance = h->arg[2];
+	sd_store_limbo_release(d, c->pid, c->instance);
 	return sp_msg_send(c->fd, h->type | SP_MSG_REPLY, h->seq, 0, (uint32_t)d->nr_nodes, arg,
 			   NULL, 0, fds, d->nr_nodes);
 }

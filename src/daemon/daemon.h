@@ -110,10 +110,13 @@ struct sd_store {
 struct sd_daemon;
 
 /* Slots named in a MERGE that was never answered: the agent may still map
- * them (a stopped process), so they are held while its process lives. */
+ * them (a stopped process), so they are held while its process lives, or
+ * until that agent connects again (it has then given the request up). */
 struct sd_limbo {
 	struct sd_limbo *next;
 	int pidfd;
+	pid_t pid;
+	uint64_t instance;	/* the agent's (HELLO arg[2]), 0 unknown */
 	uint32_t n;
 	uint32_t id[];
 };
@@ -168,6 +171,7 @@ struct sd_client {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
+	uint64_t instance;	/* its agent's, from the HELLO (0: not said) */
 	bool hello;		/* said hello */
 	bool control;		/* `samepage ctl`: no address space */
 	bool dead;		/* gone (or disconnected): reaped soon */
@@ -261,7 +265,8 @@ long sd_store_pages(struct sd_daemon *d);
 enum { SD_SUM_SPENT, SD_SUM_SLOTS };
 long sd_store_sum(struct sd_daemon *d, int what);
 void sd_store_sweep(struct sd_daemon *d);
-void sd_store_limbo(struct sd_domain *dom, int pidfd, const uint32_t *id, uint32_t n);
+void sd_store_limbo(struct sd_client *c, const uint32_t *id, uint32_t n);
+void sd_store_limbo_release(struct sd_daemon *d, pid_t pid, uint64_t instance);
 
 /* remote.c */
 extern const struct sp_backend_ops sd_remote_ops;

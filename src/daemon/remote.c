@@ -487,7 +487,7 @@ int sd_flush_client(struct sd_daemon *d, struct sd_client *c)
 			if (q[k].slot)
 				id[m++] = q[k].slot;
 		if (m)
-			sd_store_limbo(c->dom, c->pidfd, id, m);
+			sd_store_limbo(c, id, m);
 	}
 	const uint8_t *ok = d->rx.payload;
 

@@ -519,11 +519,12 @@ static struct sd_domain *domain_by_id(struct sd_daemon *d, uint64_t id)
 	return NULL;
 }
 
-/* Slots named in a MERGE of @pidfd's process that was not answered. */
-void sd_store_limbo(struct sd_domain *dom, int pidfd, const uint32_t *id, uint32_t n)
+/* Slots named in a MERGE of @c's that was not answered. */
+void sd_store_limbo(struct sd_client *c, const uint32_t *id, uint32_t n)
 {
+	struct sd_domain *dom = c->dom;
 	struct sd_limbo *l = malloc(sizeof(*l) + n * sizeof(*id));
-	int fd = pidfd >= 0 ? fcntl(pidfd, F_DUPFD_CLOEXEC, 0) : -1;
+	int fd = c->pidfd >= 0 ? fcntl(c->pidfd, F_DUPFD_CLOEXEC, 0) : -1;
 
 	if (!l || fd < 0) {
 		/* (cannot tell when it ends: a count nobody gives back; the
@@ -540,10 +541,37 @@ void sd_store_limbo(struct sd_domain *dom, int pidfd, const uint32_t *id, uint32
 		return;
 	}
 	l->pidfd = fd;
+	l->pid = c->pid;
+	l->instance = c->instance;
 	l->n = n;
 	memcpy(l->id, id, n * sizeof(*id));
 	l->next = dom->limbo;
 	dom->limbo = l;
+}
+
+/*
+ * Agent @instance of process @pid said hello again: the requests of its
+ * earlier connections are over (one thread answers them, then reconnects),
+ * so what it mapped of them shows in its maps, and nothing comes late.
+ * (Alive, the limbo's process is the one of that pid.)
+ */
+void sd_store_limbo_release(struct sd_daemon *d, pid_t pid, uint64_t instance)
+{
+	if (!instance)
+		return;
+	for (struct sd_domain *dom = d->domains; dom; dom = dom->next)
+		for (struct sd_limbo **pp = &dom->limbo; *pp;) {
+			struct sd_limbo *l = *pp;
+			struct pollfd p = { .fd = l->pidfd, .events = POLLIN };
+
+			if (l->pid != pid || l->instance != instance || poll(&p, 1, 0) != 0) {
+				pp = &l->next;
+				continue;
+			}
+			*pp = l->next;
+			close(l->pidfd);
+			free(l);
+		}
 }
 
 /* Limbo slots count as mapped; the entries of processes gone go. */

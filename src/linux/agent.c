@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,6 +70,7 @@ struct sp_agent {
 	bool thread_started;
 	_Atomic bool stop;
 	bool forked;			/* a fork's copy, not connected yet (ksm_fork) */
+	uint64_t instance;		/* this agent among its process's (never 0) */
 
 	/* calls of the API through the daemon: one at a time */
 	pthread_mutex_t call_lock;
@@ -87,6 +89,20 @@ struct sp_agent {
 };
 
 static void handle_remove(struct samepage *sp);
+
+/*
+ * A number for this agent, said in every HELLO: the daemon tells by it a
+ * connection of this very agent again (whose earlier requests are over:
+ * one thread reads them and reconnects) from another handle of the process.
+ */
+static uint64_t new_instance(const struct sp_agent *a)
+{
+	uint64_t v = 0;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
+		v = (uint64_t)(uintptr_t)a ^ sp_now_ms() ^ ((uint64_t)getpid() << 40);
+	return v ? v : 1;
+}
 
 /* (own_interval() in api.c: these pages are never registered) */
 size_t sp_agent_state_size(void)
@@ -461,7 +477,7 @@ static int attach(struct samepage *sp, struct sp_agent *a)
 
 	if (fd < 0)
 		return fd;
-	uint64_t arg[4] = { 0, sp->os.page, 0, 0 };
+	uint64_t arg[4] = { 0, sp->os.page, a->instance, 0 };
 	int err = sp_msg_send(fd, SP_MSG_HELLO, 1, 0, 0, arg, a->domain, strlen(a->domain),
 			      NULL, 0);
 
@@ -868,6 +884,7 @@ static int reborn(struct samepage *sp)
 	sp_cache_invalidate(sp);
 	sp->pid = getpid();
 	a->forked = true;
+	a->instance = new_instance(a);
 	/* (the parent's threads' stacks, copied: not ours to run on) */
 	sp_arena_free(&sp->arena, sp->reader_stack);
 	sp_arena_free(&sp->arena, sp->scanner_stack);
@@ -1012,6 +1029,7 @@ int samepage_connect(struct samepage **spp, const char *socket_path)
 	snprintf(a->path, sizeof(a->path), "%s", path);
 	snprintf(a->domain, sizeof(a->domain), "%s", dom ? dom : "");
 	a->fd = -1;
+	a->instance = new_instance(a);
 	pthread_mutex_init(&a->call_lock, NULL);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);

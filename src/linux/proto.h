@@ -35,8 +35,11 @@
 
 enum sp_msg_type {
 	/*
-	 * HELLO  client: arg[0] flags (SP_HELLO_*), arg[1] page size; payload:
-	 *        the domain name (0..SP_NAME_MAX-1 bytes, no NUL).
+	 * HELLO  client: arg[0] flags (SP_HELLO_*), arg[1] page size, arg[2]
+	 *        the agent's instance (0: not said): the same agent connecting
+	 *        again gives the same, having finished every request of its
+	 *        earlier connection; payload: the domain name (0..SP_NAME_MAX-1
+	 *        bytes, no NUL).
 	 *        reply: arg[0] nr_nodes, arg[1] node_shift, arg[2] pages per
 	 *        store; count store fds (SCM_RIGHTS, read-only), one per node.
 	 */
