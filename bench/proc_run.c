@@ -35,6 +35,7 @@
 
 #include "bench.h"
 #include "cli.h"
+#include "proto.h"
 #include "samepage.h"
 
 #define CHILD_MS	600000	/* a child's answer, at most */
@@ -334,6 +335,51 @@ static long ctl_counter(struct cli_conn *c, const char *name)
 	return cli_conn_get(c, name, &v) ? -1 : v;
 }
 
+/* The daemon's counters at one moment: one STAT, answered under its lock. */
+enum { SN_FULL_SCANS, SN_PAGES_SCANNED, SN_SHARED, SN_SHARING, SN_UNSHARED, SN_VOLATILE,
+       SN_CHAINS, SN_DUPS, SN_PROFIT, SN_ZERO, SN_N };
+static const char *const snap_name[SN_N] = {
+	"full_scans", "pages_scanned", "pages_shared", "pages_sharing", "pages_unshared",
+	"pages_volatile", "stable_node_chains", "stable_node_dups", "general_profit",
+	"ksm_zero_pages",
+};
+
+static int ctl_snapshot(struct cli_conn *c, long v[SN_N])
+{
+	uint64_t arg[4] = { SP_STAT_TEXT, 0, 0, 0 };
+	bool counters = false, seen[SN_N] = { false };
+
+	for (int k = 0; k < SN_N; k++)
+		v[k] = -1;
+	int err = cli_conn_ask(c, SP_MSG_STAT, arg, NULL, 0);
+
+	if (err)
+		return err;
+	const char *p = c->pk->payload, *end = p + c->pk->plen;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = (size_t)((nl ? nl : end) - p);
+
+		if (len && p[0] == '[')
+			counters = len == 10 && !memcmp(p, "[counters]", 10);
+		else if (counters)
+			for (int k = 0; k < SN_N; k++) {
+				size_t kl = strlen(snap_name[k]);
+
+				if (len > kl + 1 && !memcmp(p, snap_name[k], kl) && p[kl] == ':') {
+					v[k] = strtol(p + kl + 1, NULL, 10);
+					seen[k] = true;
+				}
+			}
+		p += len + 1;
+	}
+	for (int k = 0; k < SN_N; k++)
+		if (!seen[k])
+			return -EPROTO;	/* (general_profit may be negative) */
+	return 0;
+}
+
 static double samepage_cpu(pid_t daemon, const struct procs *ps)
 {
 	double sum = threads_cpu(daemon, false);
@@ -392,8 +438,14 @@ int bench_proc_samepage_run(const struct bench_opts *o, struct bench_result *r)
 	r->avail_before_kb = bench_meminfo_kb("MemAvailable");
 	r->loadavg = bench_loadavg();
 
-	long scans0 = ctl_counter(&c, "full_scans");
-	long scanned0 = ctl_counter(&c, "pages_scanned");
+	long sn[SN_N];
+
+	if (ctl_snapshot(&c, sn)) {
+		fprintf(stderr, "bench: samepage: the daemon does not answer STAT\n");
+		err = -EIO;
+		goto out;
+	}
+	long scans0 = sn[SN_FULL_SCANS], scanned0 = sn[SN_PAGES_SCANNED];
 	struct bench_converge cv;
 	bool converged = false;
 
@@ -401,24 +453,24 @@ int bench_proc_samepage_run(const struct bench_opts *o, struct bench_result *r)
 		       "sleep_millisecs 0)", ps.n, o->pages_to_scan);
 	double cpu0 = samepage_cpu(d.pid, &ps), t0 = bench_now();
 
-	bench_converge_init(&cv, scans0, ctl_counter(&c, "pages_sharing"), t0);
+	bench_converge_init(&cv, scans0, sn[SN_SHARING], t0);
 	err = cli_conn_set(&c, "run", 1);
 	if (err) {
 		fprintf(stderr, "bench: samepage: run=1: %s\n", strerror(-err));
 		goto out;
 	}
 	while (!converged) {
-		bench_sleep_ms(2);	/* (each poll is two requests the daemon answers) */
-		long scans = ctl_counter(&c, "full_scans");
-		long sharing = ctl_counter(&c, "pages_sharing");
-		double now = bench_now();
+		bench_sleep_ms(2);	/* (each poll is a request the daemon answers) */
+		double now;
 
-		if (scans < 0 || sharing < 0) {
+		if (ctl_snapshot(&c, sn)) {
 			fprintf(stderr, "bench: samepage: the daemon stopped answering\n");
 			err = -EIO;
 			goto out;
 		}
-		converged = bench_converge_step(&cv, scans, sharing, now, "samepage");
+		now = bench_now();
+		converged = bench_converge_step(&cv, sn[SN_FULL_SCANS], sn[SN_SHARING], now,
+						"samepage");
 		if (!converged && now - t0 > o->timeout_s) {
 			fprintf(stderr, "bench: samepage: no convergence after %u s\n", o->timeout_s);
 			break;
@@ -429,25 +481,29 @@ int bench_proc_samepage_run(const struct bench_opts *o, struct bench_result *r)
 	r->cpu_seconds = samepage_cpu(d.pid, &ps) - cpu0;
 	r->converge_seconds = converged ? t1 - t0 : -1;
 	r->settled_seconds = cv.settled_at - t0;
-	r->full_scans = ctl_counter(&c, "full_scans") - scans0;
-	r->pages_scanned = ctl_counter(&c, "pages_scanned") - scanned0;
-	r->pages_shared = ctl_counter(&c, "pages_shared");
-	r->pages_sharing = ctl_counter(&c, "pages_sharing");
-	r->pages_unshared = ctl_counter(&c, "pages_unshared");
-	r->pages_volatile = ctl_counter(&c, "pages_volatile");
-	r->stable_node_chains = ctl_counter(&c, "stable_node_chains");
-	r->stable_node_dups = ctl_counter(&c, "stable_node_dups");
+	/* the counters as that last poll saw them, one state: read one by
+	 * one, each waiting for the lock (a batch), they would show the scans
+	 * run meanwhile */
+	r->full_scans = sn[SN_FULL_SCANS] - scans0;
+	r->pages_scanned = sn[SN_PAGES_SCANNED] - scanned0;
+	r->pages_shared = sn[SN_SHARED];
+	r->pages_sharing = sn[SN_SHARING];
+	r->pages_unshared = sn[SN_UNSHARED];
+	r->pages_volatile = sn[SN_VOLATILE];
+	r->stable_node_chains = sn[SN_CHAINS];
+	r->stable_node_dups = sn[SN_DUPS];
 	if (r->pages_scanned > 0)
 		r->scan_us_per_page = r->cpu_seconds * 1e6 / (double)r->pages_scanned;
 	long items = r->pages_shared + r->pages_sharing + r->pages_unshared + r->pages_volatile;
-	long profit = ctl_counter(&c, "general_profit");
-	long zero = ctl_counter(&c, "ksm_zero_pages");
+	long profit = sn[SN_PROFIT];
+	long zero = sn[SN_ZERO];
 
 	if (items > 0 && zero >= 0 && profit >= 0)
 		r->bytes_per_rmap_item =
 			(double)((r->pages_sharing + zero) * (long)BENCH_PAGE_SIZE - profit) /
 			(double)items;
 	if (converged && o->steady_scans) {
+		(void)cli_conn_set(&c, "run", 1);
 		long s0 = ctl_counter(&c, "full_scans"), s = s0;
 		double c0 = samepage_cpu(d.pid, &ps), ts = bench_now();
 
