@@ -167,6 +167,12 @@ struct sp_quarantine {
 	bool canary_unlocked;		/* one could not be mlock()ed */
 	bool canary_broken;		/* seen swapped or gone: never trust them */
 	long checks;			/* canary checks */
+	/* slots free of children are reused only once /proc/self/maps shows
+	 * no private mapping of them left here (one the application moved
+	 * with mremap, which the records do not know; store.c) */
+	uint64_t maps_next_us;		/* no maps check before (CLOCK_MONOTONIC) */
+	long maps_checks;
+	long mapped_elsewhere;		/* slots kept by the last check */
 };
 
 struct sp_store {
@@ -339,6 +345,8 @@ struct samepage {
 	X(vmas, sp->vma_est)						\
 	X(store_pages, sp->store_pages)					\
 	X(store_quarantined, sp->q.n)					\
+	X(store_maps_checks, sp->q.maps_checks)				\
+	X(store_pages_mapped_elsewhere, sp->q.mapped_elsewhere)		\
 	X(merges, sp->merges)						\
 	X(runs_aborted, sp->runs_aborted)				\
 	X(merge_runs, sp->merge_runs)					\

@@ -1055,6 +1055,32 @@ int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out, bo
 	return (int)n;
 }
 
+int sp_os_file_maps(struct sp_os *os, const uint64_t *ino, int n,
+		    void (*fn)(void *arg, int k, uint64_t pgoff, uint64_t npages), void *arg)
+{
+	struct proc_lines f;
+	char *line;
+
+	f.fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	f.len = f.pos = 0;
+	f.eof = f.skip = false;
+	if (f.fd < 0)
+		return -errno;
+	while ((line = proc_line(&f))) {
+		unsigned long long s, e, off, i;
+		char perms[8] = "";
+
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %llu", &s, &e, perms, &off, &i) != 5 ||
+		    perms[3] != 'p' || i == 0)
+			continue;
+		for (int k = 0; k < n; k++)
+			if (ino[k] == i)
+				fn(arg, k, off >> os->page_shift, (e - s) >> os->page_shift);
+	}
+	close(f.fd);
+	return 0;
+}
+
 long sp_count_vmas(void)
 {
 	return sp_os_count_vmas(NULL);
