@@ -14,6 +14,7 @@
 #include <numa.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,8 +124,21 @@ int sp_start_thread(struct samepage *sp, pthread_t *t, void **stack, void *(*fn)
 	err = -pthread_attr_init(&attr);
 	if (!err)
 		err = -pthread_attr_setstack(&attr, *stack, SP_THREAD_STACK);
+	/*
+	 * Every signal blocked in our threads (they inherit the mask): a
+	 * signal sent to the process goes to a thread of the application's,
+	 * whose handler may write registered memory; run on the scanner, it
+	 * would write a page the scanner itself protected and wait for it.
+	 */
+	sigset_t all, old;
+
+	sigfillset(&all);
 	if (!err)
+		err = -pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (!err) {
 		err = -pthread_create(t, &attr, fn, sp);
+		(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	if (!err)
 		(void)pthread_setname_np(*t, name);	/* (top -H, ps -L) */
 	pthread_attr_destroy(&attr);
