@@ -27,22 +27,7 @@ int main(void)
 	struct child ch = child_start(store_client, 0);
 	struct samepage *sp = connect_daemon();
 
-	CHECK_EQ(recv_byte(ch.ack, 30000), 'r');
-	set(sp, "smart_scan", 0);
-	set(sp, "pages_to_scan", 100000);
-	send_byte(ch.cmd, 'f');
-	store_ask(&ch, 1);	/* pairs: page i = page i + NPAIR */
-	CHECK_EQ(samepage_scan_full(sp, 1), 0);	/* (checksums) */
-	CHECK_EQ(get(sp, "clients"), 2);
-	child_stop(&ch);
-	uint64_t t0 = now_ms();
-
-	(void)samepage_scan_full(sp, 1);	/* the merge: no answer */
-	printf("merge pass: %llu ms, clients %ld\n", (unsigned long long)(now_ms() - t0),
-	       get(sp, "clients"));
-	CHECK_EQ(get(sp, "clients"), 1);	/* dropped */
-	CHECK_EQ(get(sp, "store_pages"), 0);
-	CHECK_EQ(get(sp, "store_pages_spent"), NPAIR);
+	store_merge_unanswered(sp, &ch);
 	long reclaimed = get(sp, "store_pages_reclaimed"), sweeps = get(sp, "store_sweeps");
 
 	/* the scanner sweeps (nothing else to scan: the client is gone) */

@@ -28,19 +28,7 @@ int main(void)
 	struct child ch = child_start(store_client, 0);
 	struct samepage *sp = connect_daemon();
 
-	CHECK_EQ(recv_byte(ch.ack, 30000), 'r');
-	set(sp, "smart_scan", 0);
-	set(sp, "pages_to_scan", 100000);
-	send_byte(ch.cmd, 'f');
-	store_ask(&ch, 1);	/* pairs: page i = page i + NPAIR */
-	CHECK_EQ(samepage_scan_full(sp, 1), 0);	/* (checksums) */
-	CHECK_EQ(get(sp, "clients"), 2);
-	child_stop(&ch);
-	int r = samepage_scan_full(sp, 1);	/* the merge: no answer */
-
-	printf("merge pass: %d (%s)\n", r, r ? samepage_last_error() : "-");
-	CHECK_EQ(get(sp, "clients"), 1);	/* dropped */
-	CHECK_EQ(get(sp, "store_pages_spent"), NPAIR);
+	store_merge_unanswered(sp, &ch);
 	long reclaimed = get(sp, "store_pages_reclaimed");
 
 	/* continued: it finds the request, the daemon gone for it, and

@@ -123,6 +123,31 @@ static inline void store_ask(struct child *ch, char c)
 	CHECK_EQ(recv_byte(ch->ack, 60000), 'd');
 }
 
+/*
+ * The limbo tests' start: the client's pairs checksummed, the client
+ * stopped, the merge pass that names NPAIR store pages to it unanswered:
+ * it is dropped, and they are spent.
+ */
+static inline void store_merge_unanswered(struct samepage *sp, struct child *ch)
+{
+	CHECK_EQ(recv_byte(ch->ack, 30000), 'r');
+	set(sp, "smart_scan", 0);
+	set(sp, "pages_to_scan", 100000);
+	send_byte(ch->cmd, 'f');
+	store_ask(ch, 1);	/* pairs: page i = page i + NPAIR */
+	CHECK_EQ(samepage_scan_full(sp, 1), 0);	/* (checksums) */
+	CHECK_EQ(get(sp, "clients"), 2);
+	child_stop(ch);
+	uint64_t t0 = now_ms();
+
+	(void)samepage_scan_full(sp, 1);	/* the merge: no answer */
+	printf("merge pass: %llu ms, clients %ld\n", (unsigned long long)(now_ms() - t0),
+	       get(sp, "clients"));
+	CHECK_EQ(get(sp, "clients"), 1);	/* dropped */
+	CHECK_EQ(get(sp, "store_pages"), 0);
+	CHECK_EQ(get(sp, "store_pages_spent"), NPAIR);
+}
+
 /* The daemon scans on its own (the sweep is the scanner's). */
 static inline void store_knobs(struct samepage *sp)
 {

@@ -7,90 +7,60 @@
  * faults are served by its own handler (UFFDIO_COPY) as without samepage.
  * Skipped (77) where this user may not create a userfaultfd.
  */
-#include <linux/userfaultfd.h>
-#include <pthread.h>
-#include <sys/ioctl.h>
-#include <sys/syscall.h>
 
 #include "run_util.h"
+#include "app_uffd.h"
 
 #define NP 32
-
-static int uffd;
-static unsigned char *area;
-
-/* The program's own fault handler: each missing page gets its number. */
-static void *handler(void *arg)
-{
-	size_t ps = page_size();
-	unsigned char *src = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				  -1, 0);
-
-	(void)arg;
-	for (;;) {
-		struct uffd_msg m;
-
-		if (read(uffd, &m, sizeof(m)) != sizeof(m))
-			return NULL;
-		if (m.event != UFFD_EVENT_PAGEFAULT)
-			continue;
-		uintptr_t at = (uintptr_t)m.arg.pagefault.address & ~(uintptr_t)(ps - 1);
-
-		memset(src, (int)((at - (uintptr_t)area) / ps + 100), ps);
-		struct uffdio_copy cp = { .dst = at, .src = (uintptr_t)src, .len = ps };
-
-		(void)ioctl(uffd, UFFDIO_COPY, &cp);
-	}
-}
 
 static int child(int cmd, int ack)
 {
 	size_t ps = page_size();
 
 	(void)cmd;
-	area = mmap(NULL, NP * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (area == MAP_FAILED)
+	app_area = mmap(NULL, NP * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (app_area == MAP_FAILED)
 		return 2;
-	memset(area, 7, NP * ps);	/* (mergeable content) */
+	memset(app_area, 7, NP * ps);	/* (mergeable content) */
 	/* until a rescan has taken it */
-	for (int i = 0; i < 200 && !has_vmflag(area, NP * ps, "uw"); i++)
+	for (int i = 0; i < 200 && !has_vmflag(app_area, NP * ps, "uw"); i++)
 		usleep(10000);
-	if (!has_vmflag(area, NP * ps, "uw"))
+	if (!has_vmflag(app_area, NP * ps, "uw"))
 		return 3;
-	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
-	if (uffd < 0)
+	app_uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (app_uffd < 0)
 		return 77;
 	struct uffdio_api api = { .api = UFFD_API };
 
-	if (ioctl(uffd, UFFDIO_API, &api))
+	if (ioctl(app_uffd, UFFDIO_API, &api))
 		return 4;
-	/* the pages go, then the program's own uffd serves them */
-	if (madvise(area, NP * ps, MADV_DONTNEED))
+	/* the pages go, then the program's own app_uffd serves them */
+	if (madvise(app_area, NP * ps, MADV_DONTNEED))
 		return 5;
 	struct uffdio_register reg = {
-		.range = { .start = (uintptr_t)area, .len = NP * ps },
+		.range = { .start = (uintptr_t)app_area, .len = NP * ps },
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
 
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+	if (ioctl(app_uffd, UFFDIO_REGISTER, &reg)) {
 		fprintf(stderr, "UFFDIO_REGISTER: %s\n", strerror(errno));
 		return 6;
 	}
 	pthread_t t;
 
-	if (pthread_create(&t, NULL, handler, NULL))
+	if (pthread_create(&t, NULL, app_uffd_handler, NULL))
 		return 2;
 	for (int round = 0; round < 3; round++) {
 		usleep(200000);	/* (rescans meanwhile: they must leave it alone) */
 		for (size_t pg = round; pg < NP; pg += 3) {
-			if (area[pg * ps + 5] != (unsigned char)(pg + 100)) {
-				fprintf(stderr, "page %zu: %u, expected %zu\n", pg, area[pg * ps + 5],
+			if (app_area[pg * ps + 5] != (unsigned char)(pg + 100)) {
+				fprintf(stderr, "page %zu: %u, expected %zu\n", pg, app_area[pg * ps + 5],
 					pg + 100);
 				return 7;
 			}
 		}
 	}
-	if (has_vmflag(area, NP * ps, "uw"))
+	if (has_vmflag(app_area, NP * ps, "uw"))
 		return 8;	/* (missing mode only: no wp of ours left) */
 	send_byte(ack, 'y');
 	return 0;
