@@ -182,8 +182,8 @@ int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out,
 	       bool *gap);
 
 /* @fn(@arg, k, first page offset, pages) for each private mapping now of
- * the file of inode @ino[k] (k < @n); 0, or -errno if /proc/self/maps
- * cannot be read */
+ * the file of inode @ino[k] (k < @n); the number of mappings read, or
+ * -errno if /proc/self/maps cannot be read */
 int sp_os_file_maps(struct sp_os *os, const uint64_t *ino, int n,
 		    void (*fn)(void *arg, int k, uint64_t pgoff, uint64_t npages), void *arg);
 

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/userfaultfd.h>
 #include <numa.h>
 #include <sched.h>
@@ -1060,6 +1061,7 @@ int sp_os_file_maps(struct sp_os *os, const uint64_t *ino, int n,
 {
 	struct proc_lines f;
 	char *line;
+	int lines = 0;
 
 	f.fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	f.len = f.pos = 0;
@@ -1070,6 +1072,8 @@ int sp_os_file_maps(struct sp_os *os, const uint64_t *ino, int n,
 		unsigned long long s, e, off, i;
 		char perms[8] = "";
 
+		if (lines < INT_MAX)
+			lines++;
 		if (sscanf(line, "%llx-%llx %7s %llx %*s %llu", &s, &e, perms, &off, &i) != 5 ||
 		    perms[3] != 'p' || i == 0)
 			continue;
@@ -1078,7 +1082,7 @@ int sp_os_file_maps(struct sp_os *os, const uint64_t *ino, int n,
 				fn(arg, k, off >> os->page_shift, (e - s) >> os->page_shift);
 	}
 	close(f.fd);
-	return 0;
+	return lines;
 }
 
 long sp_count_vmas(void)

@@ -180,12 +180,17 @@ static void slot_reclaim(struct samepage *sp, uint32_t id)
  * Such a slot stays quarantined, checked again later (the application may
  * unmap it, or write it: a private page of its own).  The maps are read
  * twice (the kernel lists them a VMA at a time, dropping its lock between
- * reads: a mapping moved during one read is seen by the other).  A check
- * that took a millisecond or more is not made again for ten times as long
- * (a process with 30,000 mappings takes about 35 ms a read here): at most
- * a tenth of the time goes to it; quicker ones are made whenever slots
- * wait (a few hundred mappings: about 0.2 ms).
+ * reads: a mapping moved during one read is seen by the other).  A read
+ * costs about 1 us a mapping here (35 ms with 30,000): a check of
+ * SP_MAPS_CHEAP mappings or more is not made again for SP_MAPS_US_EACH
+ * per mapping (at most about a tenth of the time goes to it); cheaper ones
+ * are made whenever slots wait.  Counted in mappings, not timed: on a
+ * loaded machine a cheap check can take long, and slots would wait for
+ * nothing.
  * --------------------------------------------------------------------- */
+#define SP_MAPS_CHEAP	1000
+#define SP_MAPS_US_EACH	20
+
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -223,9 +228,7 @@ static void maps_free(struct samepage *sp, uint64_t **bits)
 static uint64_t **maps_snapshot(struct samepage *sp)
 {
 	struct sp_quarantine *q = &sp->q;
-	uint64_t t0 = now_us();
-
-	if (t0 < q->maps_next_us)
+	if (now_us() < q->maps_next_us)
 		return NULL;
 	struct maps_seen m = { .sp = sp };
 	uint64_t *ino = sp_arena_alloc(&sp->arena, (size_t)sp->nr_nodes * sizeof(*ino));
@@ -241,12 +244,15 @@ static uint64_t **maps_snapshot(struct samepage *sp)
 		if (!m.bits[n])
 			err = -ENOMEM;
 	}
-	for (int pass = 0; !err && pass < 2; pass++)
-		err = sp_os_file_maps(&sp->os, ino, sp->nr_nodes, mark_mapped, &m);
-	sp_arena_free(&sp->arena, ino);
-	uint64_t t1 = now_us();
+	int lines = 0;
 
-	q->maps_next_us = t1 - t0 >= 1000 ? t1 + 10 * (t1 - t0) : 0;
+	for (int pass = 0; !err && pass < 2; pass++) {
+		lines = sp_os_file_maps(&sp->os, ino, sp->nr_nodes, mark_mapped, &m);
+		err = lines < 0 ? lines : 0;
+	}
+	sp_arena_free(&sp->arena, ino);
+	q->maps_next_us = lines >= SP_MAPS_CHEAP ?
+			  now_us() + (uint64_t)lines * SP_MAPS_US_EACH : 0;
 	q->maps_checks++;
 	if (err) {
 		maps_free(sp, m.bits);
