@@ -109,7 +109,7 @@ balloon() {
 	sleep 8
 	for n in 1 2; do qg_mon "$label$n" "info balloon"; done
 	sleep 1
-	echo "  deflated: $(grep -ah 'actual' "$w/${label}1.monout" "$w/${label}2.monout" | tail -n 2 | tr -d '\r' | tr '\n' ' ')"
+	echo "  deflated: $(for n in 1 2; do grep -a 'actual' "$w/$label$n.monout" | tail -n 1; done | tr -d '\r' | tr '\n' ' ')"
 }
 
 # --- the kernel's KSM ---
