@@ -335,8 +335,6 @@ struct sweep {
 	unsigned int page_shift;
 	pid_t *done;			/* processes read, sorted */
 	size_t ndone, cdone;
-	char *buf;			/* a maps file */
-	size_t cbuf;
 	bool root;
 	unsigned long long oldest;	/* the oldest store's birth (clock ticks) */
 };
@@ -352,70 +350,17 @@ static bool bit_test(const uint64_t *map, uint64_t o)
 	return map[o / 64] >> (o % 64) & 1;
 }
 
-/* The private mappings of our stores in one maps file's text. */
-static void sweep_parse(struct sweep *w, char *text)
+/* A private file mapping of process being read: ours, if of a store. */
+static void sweep_mapping(void *arg, uint64_t dev, uint64_t ino, uint64_t pgoff, uint64_t np)
 {
-	for (char *line = text, *nl; line && *line; line = nl) {
-		unsigned long long a, b, off, ino;
-		unsigned int maj, mn;
-		char perms[8];
+	struct sweep *w = arg;
 
-		nl = strchr(line, '\n');
-		if (nl)
-			*nl++ = '\0';
-		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &a, &b, perms, &off, &maj, &mn,
-			   &ino) != 7 || perms[3] != 'p' || ino == 0)
-			continue;	/* (shared: the agents' read-only views) */
-		for (int k = 0; k < w->nt; k++) {
-			struct sweep_store *t = &w->t[k];
+	for (int k = 0; k < w->nt; k++) {
+		struct sweep_store *t = &w->t[k];
 
-			if (t->ino == (ino_t)ino && t->dev == makedev(maj, mn))
-				bit_set_range(t->mapped, t->hwm, off >> w->page_shift,
-					      (b - a) >> w->page_shift);
-		}
+		if (t->ino == (ino_t)ino && t->dev == (dev_t)dev)
+			bit_set_range(t->mapped, t->hwm, pgoff, np);
 	}
-}
-
-/* /proc/@pid/maps, whole, into w->buf: its length, or a negative errno. */
-static ssize_t read_maps(struct sweep *w, pid_t pid)
-{
-	char path[64];
-	size_t len = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		if (w->cbuf - len < 65536) {
-			size_t c = w->cbuf ? 2 * w->cbuf : 1 << 20;
-			char *nb = realloc(w->buf, c);
-
-			if (!nb) {
-				close(fd);
-				return -ENOMEM;
-			}
-			w->buf = nb;
-			w->cbuf = c;
-		}
-		ssize_t got = read(fd, w->buf + len, w->cbuf - len - 1);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			int e = -errno;
-
-			close(fd);
-			return e;
-		}
-		if (got == 0)
-			break;
-		len += (size_t)got;
-	}
-	close(fd);
-	w->buf[len] = '\0';
-	return (ssize_t)len;
 }
 
 /*
@@ -427,7 +372,7 @@ static ssize_t read_maps(struct sweep *w, pid_t pid)
 static int sweep_process(struct sweep *w, pid_t pid)
 {
 	for (int pass = 0; pass < 2; pass++) {
-		ssize_t n = read_maps(w, pid);
+		int n = sp_proc_file_maps(pid, w->page_shift, sweep_mapping, w);
 
 		if (n == -ENOENT || n == -ESRCH)
 			return 0;	/* gone: it maps nothing */
@@ -445,11 +390,10 @@ static int sweep_process(struct sweep *w, pid_t pid)
 
 			if (t && t < w->oldest)
 				return 0;
-			return w->root ? (int)n : 0;
+			return w->root ? n : 0;
 		}
 		if (n < 0)
-			return (int)n;
-		sweep_parse(w, w->buf);
+			return n;
 	}
 	return 0;
 }
@@ -703,5 +647,4 @@ out:
 	}
 	free(w.t);
 	free(w.done);
-	free(w.buf);
 }

@@ -135,8 +135,10 @@ static int store_install(struct samepage *sp, const struct sp_packet *pk)
 
 		st[n].fd = pk->fds[n];
 		st[n].cap = cap;
-		if (fstat(st[n].fd, &sb) == 0)
+		if (fstat(st[n].fd, &sb) == 0) {
 			st[n].ino = (uint64_t)sb.st_ino;
+			st[n].dev = (uint64_t)sb.st_dev;
+		}
 		st[n].view = mmap(NULL, cap << sp->os.page_shift, PROT_READ,
 				  MAP_SHARED | MAP_NORESERVE, st[n].fd, 0);
 		if (st[n].view == MAP_FAILED) {

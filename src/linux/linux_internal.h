@@ -179,6 +179,7 @@ struct sp_store {
 	int fd;			/* memfd */
 	char *view;		/* MAP_SHARED, the engine's own view */
 	uint64_t ino;		/* the memfd's inode (to recognise our mappings) */
+	uint64_t dev;		/* ... and device */
 	uint64_t cap;		/* pages reserved (file size) */
 	uint64_t hwm;		/* slots [0, hwm) have been handed out once */
 	uint64_t next;		/* next-fit cursor */

@@ -181,15 +181,19 @@ long sp_os_count_vmas(struct sp_os *os);
 int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out,
 	       bool *gap);
 
-/* @fn(@arg, k, first page offset, pages) for each private mapping now of
- * the file of inode @ino[k] (k < @n); the number of mappings read, or
- * -errno if /proc/self/maps cannot be read */
-int sp_os_file_maps(struct sp_os *os, const uint64_t *ino, int n,
-		    void (*fn)(void *arg, int k, uint64_t pgoff, uint64_t npages), void *arg);
+/* @fn(@arg, dev, inode, first page offset, pages) for each private file
+ * mapping in /proc/@pid/maps (0: this process) now, pages of
+ * 1 << @page_shift bytes; the number of mappings read, or -errno if the
+ * file cannot be read to its end */
+int sp_proc_file_maps(pid_t pid, unsigned int page_shift,
+		      void (*fn)(void *arg, uint64_t dev, uint64_t ino, uint64_t pgoff,
+				 uint64_t npages),
+		      void *arg);
 
 extern const uint64_t sp_zero_page_data[];
 
 uint64_t sp_now_ms(void);
+uint64_t sp_now_us(void);
 int sp_mem_read(int mem_fd, uint64_t off, size_t len, void *buf);
 void sp_deadline_in(struct timespec *ts, unsigned long ms);	/* CLOCK_MONOTONIC */
 void sp_hand_over(atomic_int *waiters);

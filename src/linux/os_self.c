@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -227,6 +228,14 @@ uint64_t sp_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t sp_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 void sp_deadline_in(struct timespec *ts, unsigned long ms)
@@ -928,6 +937,7 @@ static unsigned int vm_flag(const char *fl)
  */
 struct proc_lines {
 	int fd;
+	int err;		/* a read failed: -errno (the lines stop there) */
 	size_t len, pos;	/* bytes in buf; start of the next line */
 	bool eof, skip;		/* skip: the rest of a cut line */
 	char buf[16384];
@@ -968,6 +978,8 @@ static char *proc_line(struct proc_lines *l)
 
 		if (got < 0 && errno == EINTR)
 			continue;
+		if (got < 0)
+			l->err = -errno;
 		if (got <= 0)
 			l->eof = true;
 		else
@@ -986,6 +998,7 @@ int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out, bo
 	*gap = false;
 	*out = NULL;
 	f.fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+	f.err = 0;
 	f.len = f.pos = 0;
 	f.eof = f.skip = false;
 	if (f.fd < 0) {
@@ -1056,33 +1069,39 @@ int sp_os_vmas(struct sp_os *os, uint64_t a, uint64_t b, struct sp_vma **out, bo
 	return (int)n;
 }
 
-int sp_os_file_maps(struct sp_os *os, const uint64_t *ino, int n,
-		    void (*fn)(void *arg, int k, uint64_t pgoff, uint64_t npages), void *arg)
+int sp_proc_file_maps(pid_t pid, unsigned int page_shift,
+		      void (*fn)(void *arg, uint64_t dev, uint64_t ino, uint64_t pgoff,
+				 uint64_t npages),
+		      void *arg)
 {
 	struct proc_lines f;
-	char *line;
+	char path[64], *line;
 	int lines = 0;
 
-	f.fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/maps");
+	f.fd = open(path, O_RDONLY | O_CLOEXEC);
+	f.err = 0;
 	f.len = f.pos = 0;
 	f.eof = f.skip = false;
 	if (f.fd < 0)
 		return -errno;
 	while ((line = proc_line(&f))) {
-		unsigned long long s, e, off, i;
+		unsigned long long s, e, off, ino;
+		unsigned int maj, mn;
 		char perms[8] = "";
 
 		if (lines < INT_MAX)
 			lines++;
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %llu", &s, &e, perms, &off, &i) != 5 ||
-		    perms[3] != 'p' || i == 0)
-			continue;
-		for (int k = 0; k < n; k++)
-			if (ino[k] == i)
-				fn(arg, k, off >> os->page_shift, (e - s) >> os->page_shift);
+		/* (shared ones are not copies: the views of a store) */
+		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &s, &e, perms, &off, &maj, &mn,
+			   &ino) == 7 && perms[3] == 'p' && ino != 0)
+			fn(arg, makedev(maj, mn), ino, off >> page_shift, (e - s) >> page_shift);
 	}
 	close(f.fd);
-	return lines;
+	return f.err ? f.err : lines;
 }
 
 long sp_count_vmas(void)

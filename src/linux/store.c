@@ -191,27 +191,24 @@ static void slot_reclaim(struct samepage *sp, uint32_t id)
 #define SP_MAPS_CHEAP	1000
 #define SP_MAPS_US_EACH	20
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 struct maps_seen {
 	struct samepage *sp;
 	uint64_t **bits;	/* [nr_nodes]: a bit per slot below its hwm */
 };
 
-static void mark_mapped(void *arg, int k, uint64_t pgoff, uint64_t np)
+static void mark_mapped(void *arg, uint64_t dev, uint64_t ino, uint64_t pgoff, uint64_t np)
 {
 	struct maps_seen *m = arg;
-	uint64_t hwm = m->sp->store[k].hwm;
-	uint64_t end = pgoff < hwm && np < hwm - pgoff ? pgoff + np : hwm;
 
-	for (uint64_t o = pgoff; o < end; o++)
-		m->bits[k][o / 64] |= 1ull << (o % 64);
+	for (int k = 0; k < m->sp->nr_nodes; k++) {
+		struct sp_store *st = &m->sp->store[k];
+		uint64_t end = pgoff < st->hwm && np < st->hwm - pgoff ? pgoff + np : st->hwm;
+
+		if (st->ino != ino || st->dev != dev)
+			continue;
+		for (uint64_t o = pgoff; o < end; o++)
+			m->bits[k][o / 64] |= 1ull << (o % 64);
+	}
 }
 
 static void maps_free(struct samepage *sp, uint64_t **bits)
@@ -228,31 +225,27 @@ static void maps_free(struct samepage *sp, uint64_t **bits)
 static uint64_t **maps_snapshot(struct samepage *sp)
 {
 	struct sp_quarantine *q = &sp->q;
-	if (now_us() < q->maps_next_us)
+
+	if (sp_now_us() < q->maps_next_us)
 		return NULL;
 	struct maps_seen m = { .sp = sp };
-	uint64_t *ino = sp_arena_alloc(&sp->arena, (size_t)sp->nr_nodes * sizeof(*ino));
-	int err = 0;
+	int err = 0, lines = 0;
 
 	m.bits = sp_arena_alloc(&sp->arena, (size_t)sp->nr_nodes * sizeof(*m.bits));
-	if (!ino || !m.bits)
+	if (!m.bits)
 		err = -ENOMEM;
 	for (int n = 0; !err && n < sp->nr_nodes; n++) {
-		ino[n] = sp->store[n].ino;
 		m.bits[n] = sp_arena_alloc(&sp->arena,
 					   (size_t)((sp->store[n].hwm + 63) / 64 + 1) * 8);
 		if (!m.bits[n])
 			err = -ENOMEM;
 	}
-	int lines = 0;
-
 	for (int pass = 0; !err && pass < 2; pass++) {
-		lines = sp_os_file_maps(&sp->os, ino, sp->nr_nodes, mark_mapped, &m);
+		lines = sp_proc_file_maps(0, sp->os.page_shift, mark_mapped, &m);
 		err = lines < 0 ? lines : 0;
 	}
-	sp_arena_free(&sp->arena, ino);
 	q->maps_next_us = lines >= SP_MAPS_CHEAP ?
-			  now_us() + (uint64_t)lines * SP_MAPS_US_EACH : 0;
+			  sp_now_us() + (uint64_t)lines * SP_MAPS_US_EACH : 0;
 	q->maps_checks++;
 	if (err) {
 		maps_free(sp, m.bits);
@@ -420,8 +413,10 @@ int sp_store_init(struct samepage *sp)
 		}
 		struct stat sb;
 
-		if (fstat(st->fd, &sb) == 0)
+		if (fstat(st->fd, &sb) == 0) {
 			st->ino = (uint64_t)sb.st_ino;
+			st->dev = (uint64_t)sb.st_dev;
+		}
 		st->cap = cap;
 		st->view = mmap(NULL, cap << sp->os.page_shift, PROT_READ | PROT_WRITE,
 				MAP_SHARED | MAP_NORESERVE, st->fd, 0);
