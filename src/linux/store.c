@@ -305,17 +305,16 @@ static void quarantine_reclaim(struct samepage *sp, bool may_open)
 				asked = true;
 				mapped = maps_snapshot(sp);
 			}
-			if (!mapped || (mapped[slot_nid(sp, id)][off / 64] >> (off % 64) & 1)) {
-				/* not asked yet, or mapped here still */
-				elsewhere += mapped != NULL;
-				goto keep;
+			/* kept if the maps were not read, or show it mapped */
+			if (mapped && !(mapped[slot_nid(sp, id)][off / 64] >> (off % 64) & 1)) {
+				slot_reclaim(sp, id);
+				q->n--;
+				continue;
 			}
-			slot_reclaim(sp, id);
-			q->n--;
-			continue;
+			elsewhere += mapped != NULL;
+		} else {
+			wait_open |= s->qgen == q->canary[open].gen && !open_excl;
 		}
-		wait_open |= s->qgen == q->canary[open].gen && !open_excl;
-keep:
 		s->qnext = 0;
 		if (keep_tail)
 			slot_get(sp, keep_tail)->qnext = id;
